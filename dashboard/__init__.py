@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: one page per task (upload a scan, look, download)."""

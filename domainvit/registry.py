@@ -1,0 +1,159 @@
+"""The task registry: every task package registers one :class:`Task`.
+
+A task supplies what differs between fields (model builders, datasets, loss, metrics,
+file-level prediction); the engine in :mod:`domainvit.engine` does everything else.
+Task packages live in ``domainvit.tasks.<name>`` and register themselves on import;
+third-party packages can add tasks through the ``domainvit.tasks`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from domainvit.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model a task can train: its builder and the schema of its ``model:`` section.
+
+    ``schema`` must be a pydantic model with a ``name: Literal["<name>"]`` field; the
+    builder takes the validated section and the task's validated ``data:`` section.
+    """
+
+    name: str
+    schema: type[BaseModel]
+    build: Callable[[Any, Any], nn.Module]
+    description: str = ""
+
+
+class Task:
+    """Base class of a task. Subclasses set the class attributes and override hooks.
+
+    Batches are dicts of tensors; by default the model is called on ``batch["input"]``,
+    and metrics are updated with ``(outputs, batch["target"])``.
+    """
+
+    name: str = ""
+    description: str = ""
+    data_schema: type[BaseModel]
+    models: Sequence[ModelEntry] = ()
+    #: the split ``domainvit eval`` uses when none is given
+    eval_split: str = "val"
+    #: the metric the engine selects the best checkpoint by, and whether higher is better
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def build_dataset(self, data_cfg: Any, split: str) -> Dataset:
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def build_metrics(self, data_cfg: Any) -> Any:
+        """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics)."""
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+        return model(batch["input"])
+
+    def update_metrics(self, metrics: Any, outputs: Any, batch: dict[str, torch.Tensor]) -> None:
+        metrics.update(outputs, batch["target"])
+
+    def predict_files(
+        self, model: nn.Module, data_cfg: Any, inputs: Sequence[Path], out_dir: Path
+    ) -> list[Path]:
+        """Read each input file, predict, write the result into ``out_dir``; return the paths."""
+        raise UserError(f"task {self.name!r} has no file prediction")
+
+    def config_dir(self) -> Path:
+        module = importlib.import_module(type(self).__module__)
+        return Path(module.__file__).resolve().parent / "configs"
+
+    def bundled_configs(self) -> dict[str, Path]:
+        """Configs shipped with the task, by name (``quickstart`` for ``configs/quickstart.yaml``)."""
+        folder = self.config_dir()
+        if not folder.is_dir():
+            return {}
+        return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+    def model_entry(self, name: str) -> ModelEntry:
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        known = ", ".join(m.name for m in self.models) or "none"
+        raise UserError(f"task {self.name!r} has no model {name!r} (available: {known})")
+
+
+@dataclass
+class _Registry:
+    tasks: dict[str, Task] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    loaded: bool = False
+
+
+_REGISTRY = _Registry()
+
+
+def register_task(task_cls: type[Task]) -> type[Task]:
+    """Class decorator: register one instance of ``task_cls`` under ``task_cls.name``."""
+    if not task_cls.name:
+        raise ValueError(f"{task_cls.__qualname__} has no name")
+    existing = _REGISTRY.tasks.get(task_cls.name)
+    if existing is not None and type(existing).__qualname__ != task_cls.__qualname__:
+        raise ValueError(f"task name {task_cls.name!r} is registered twice")
+    _REGISTRY.tasks[task_cls.name] = task_cls()
+    return task_cls
+
+
+def _import_task_module(name: str, label: str) -> None:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        # A task whose optional dependencies are missing is listed as unavailable
+        # instead of breaking every other task.
+        _REGISTRY.unavailable[label] = f"missing dependency: {exc.name or exc}"
+
+
+def load_tasks() -> dict[str, Task]:
+    """Import every task package (built in and from entry points) once; return the registry."""
+    if not _REGISTRY.loaded:
+        import domainvit.tasks as builtin
+
+        for info in pkgutil.iter_modules(builtin.__path__):
+            if info.ispkg:
+                _import_task_module(f"{builtin.__name__}.{info.name}", info.name)
+        for ep in entry_points(group="domainvit.tasks"):
+            _import_task_module(ep.value.split(":")[0], ep.name)
+        _REGISTRY.loaded = True
+    return _REGISTRY.tasks
+
+
+def unavailable_tasks() -> dict[str, str]:
+    load_tasks()
+    return dict(_REGISTRY.unavailable)
+
+
+def get_task(name: str) -> Task:
+    tasks = load_tasks()
+    if name in tasks:
+        return tasks[name]
+    if name in _REGISTRY.unavailable:
+        raise UserError(f"task {name!r} is not available here ({_REGISTRY.unavailable[name]})")
+    known = ", ".join(sorted(tasks)) or "none"
+    raise UserError(f"unknown task {name!r} (registered tasks: {known})")
+
+
+def iter_tasks() -> Iterable[Task]:
+    return (load_tasks()[name] for name in sorted(load_tasks()))
