@@ -67,11 +67,13 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if precision == "fp16" else torch.bfloat16
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
+def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
+    # CPU kernels are deterministic for a fixed thread count; the switch matters on GPUs
+    # (and costs seconds of imports, so it is left off elsewhere).
+    if deterministic and device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -231,6 +233,9 @@ class TrainState:
     batch: int = 0
     step: int = 0
     best_value: float | None = None
+    #: running sum and count of the current epoch's training losses (for its mean)
+    epoch_loss_sum: float = 0.0
+    epoch_loss_count: int = 0
     best_epoch: int | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -256,7 +261,7 @@ class Trainer:
         self.monitor = self.tcfg.monitor or self.task.monitor
         self.monitor_mode = self.tcfg.monitor_mode or self.task.monitor_mode
 
-        seed_everything(cfg.seed, self.tcfg.deterministic)
+        seed_everything(cfg.seed, self.tcfg.deterministic, self.device)
         self.train_set = self.task.build_dataset(cfg.data, "train")
         self.val_set = self.task.build_dataset(cfg.data, "val")
         self.sampler = ResumableDistributedSampler(
@@ -408,7 +413,9 @@ class Trainer:
             bar = tqdm(total=self.steps_per_epoch, initial=first_batch // accum,
                        desc=f"epoch {epoch + 1}", leave=False, disable=not show,
                        file=sys.stderr)
-            loss_sum, loss_count, epoch_start = 0.0, 0, time.time()
+            if first_batch == 0:
+                self.state.epoch_loss_sum, self.state.epoch_loss_count = 0.0, 0
+            epoch_start = time.time()
             for batch_index, batch in enumerate(loader, start=first_batch):
                 if batch_index >= usable:
                     break
@@ -425,8 +432,8 @@ class Trainer:
                     if not all_ranks_true(finite, self.device):
                         self._stop_non_finite(loss_value, epoch, batch_index)
                     self.scaler.scale(loss / accum).backward()
-                loss_sum += float(loss_value)
-                loss_count += 1
+                self.state.epoch_loss_sum += float(loss_value)
+                self.state.epoch_loss_count += 1
                 if not sync:
                     continue
                 self._optimizer_step()
@@ -435,7 +442,8 @@ class Trainer:
                 bar.update(1)
                 if self.state.step % self.tcfg.log_every == 0 and show:
                     lr = self.scheduler.get_last_lr()[0]
-                    bar.set_postfix(loss=f"{loss_sum / loss_count:.4f}", lr=f"{lr:.2e}")
+                    mean_loss = self.state.epoch_loss_sum / self.state.epoch_loss_count
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
                     self.writer.add_scalar("train/loss_step", float(loss_value), self.state.step)
                     self.writer.add_scalar("train/lr", lr, self.state.step)
                 if (self.tcfg.checkpoint_every and self.state.step % self.tcfg.checkpoint_every
@@ -443,7 +451,7 @@ class Trainer:
                     self._save_last()
             bar.close()
             self.state.epoch, self.state.batch = epoch + 1, 0
-            self._end_epoch(epoch, loss_sum, loss_count, time.time() - epoch_start)
+            self._end_epoch(epoch, time.time() - epoch_start)
         if self.writer is not None:
             self.writer.close()
         barrier()
@@ -468,8 +476,9 @@ class Trainer:
             f"checkpoint: {last or 'none'}. Lower optim.lr or set train.clip_grad_norm."
         )
 
-    def _end_epoch(self, epoch: int, loss_sum: float, loss_count: int, seconds: float) -> None:
-        totals = torch.tensor([loss_sum, loss_count], dtype=torch.float64, device=self.device)
+    def _end_epoch(self, epoch: int, seconds: float) -> None:
+        totals = torch.tensor([self.state.epoch_loss_sum, self.state.epoch_loss_count],
+                              dtype=torch.float64, device=self.device)
         if self.info.enabled:
             torch.distributed.all_reduce(totals)
         record: dict[str, Any] = {

@@ -1,0 +1,40 @@
+"""Shared fixtures: an isolated data cache, and helpers to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every test (and every subprocess it starts) builds sample data into a private cache.
+os.environ["DOMAINVIT_DATA"] = tempfile.mkdtemp(prefix="domainvit-test-data-")
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m domainvit ARGS`` in a fresh process, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "domainvit", *args], cwd=cwd or ROOT, capture_output=True,
+        text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def smoke_config(tmp_path: Path) -> Path:
+    """A fast smoke-task config written to a file (dropout off unless a test turns it on)."""
+    path = tmp_path / "smoke.yaml"
+    path.write_text(
+        "task: smoke\n"
+        "seed: 3\n"
+        "model: {name: smoke_mlp, hidden: 64, depth: 2, dropout: 0.0}\n"
+        "train: {epochs: 3, batch_size: 32, log_every: 2, checkpoint_every: 5}\n"
+        "optim: {name: adamw, lr: 0.02}\n"
+        "schedule: {name: cosine, warmup_steps: 4}\n"
+    )
+    return path
