@@ -82,7 +82,7 @@ class Task:
         return Path(module.__file__).resolve().parent / "configs"
 
     def bundled_configs(self) -> dict[str, Path]:
-        """Configs shipped with the task, by name (``quickstart`` for ``configs/quickstart.yaml``)."""
+        """Configs shipped with the task, by name (``quickstart``: ``configs/quickstart.yaml``)."""
         folder = self.config_dir()
         if not folder.is_dir():
             return {}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up everything domainvit needs on a Debian machine: system packages, a virtual
+# environment in .venv, and the package with all its extras (editable).
+# Idempotent: each step is skipped when already done, so a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: libusb for open3d (lidar I/O).
+APT_PACKAGES=(libusb-1.0-0)
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+# Reinstall when the packaging files change; otherwise nothing to do.
+stamp="$VENV/.domainvit-$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing domainvit and its extras into $VENV (a few minutes the first time)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+  "$VENV/bin/python" -m pip install -q -e ".[all]"
+  rm -f "$VENV"/.domainvit-*
+  touch "$stamp"
+fi

@@ -1,0 +1,130 @@
+"""The command line: help everywhere, JSON output, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from domainvit import checkpoint as ckpt
+from domainvit.cli import build_parser, main
+from tests.conftest import run_cli
+
+COMMANDS = [["list"], ["train"], ["eval"], ["predict"], ["data"], ["data", "list"],
+            ["data", "prepare"], ["bench"], ["dashboard"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str], capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: domainvit" in capsys.readouterr().out
+
+
+def test_list_shows_tasks_models_and_configs(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "smoke:" in out and "model  smoke_mlp" in out and "config smoke/quickstart" in out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("cli")
+    config = folder / "smoke.yaml"
+    config.write_text("task: smoke\nmodel: {name: smoke_mlp, hidden: 16}\n"
+                      "train: {epochs: 1, batch_size: 64}\n")
+    assert main(["train", str(config), "--set", f"run_dir={folder / 'run'}"]) == 0
+    return config, folder / "run"
+
+
+def test_eval_json_prints_exactly_one_object(trained_run):
+    config, run = trained_run
+    result = run_cli("eval", str(config), "--checkpoint", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)  # the whole of stdout is one JSON object
+    assert set(metrics) == {"loss", "accuracy", "balanced_accuracy"}
+    assert all(isinstance(v, float) for v in metrics.values())
+
+
+def _one_line_error(result, pattern: str) -> None:
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("domainvit: error: ")
+    assert pattern in lines[-1], lines[-1]
+
+
+def test_missing_config_is_one_line(tmp_path: Path):
+    _one_line_error(run_cli("train", str(tmp_path / "none.yaml")), "not found")
+
+
+def test_malformed_config_is_one_line(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: smoke\n  model: : :\n")
+    _one_line_error(run_cli("train", str(bad)), "invalid YAML at line")
+
+
+def test_unknown_task_is_one_line(tmp_path: Path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("task: segment_everything\nmodel: {name: x}\n")
+    _one_line_error(run_cli("train", str(bad)), "unknown task 'segment_everything'")
+
+
+def test_unknown_model_is_one_line(trained_run, capsys):
+    config, _ = trained_run
+    assert main(["train", str(config), "--set", "model.name=vit_huge"]) == 1
+    err = capsys.readouterr().err
+    assert "model.name" in err and "smoke_mlp" in err and len(err.strip().splitlines()) == 1
+
+
+def test_checkpoint_of_another_task_is_rejected(trained_run, tmp_path: Path, capsys):
+    config, run = trained_run
+    tensors, meta = ckpt.load_checkpoint(run / "checkpoints" / "best.safetensors")
+    other = tmp_path / "other.safetensors"
+    ckpt.save_checkpoint(other, tensors, {**meta, "task": "medseg", "model": "transdae_2d"})
+    assert main(["eval", str(config), "--checkpoint", str(other)]) == 1
+    assert "checkpoint of task 'medseg'" in capsys.readouterr().err
+
+
+def test_checkpoint_with_other_shapes_is_rejected(trained_run, capsys):
+    config, run = trained_run
+    assert main(["eval", str(config), "--checkpoint", str(run), "--set", "model.hidden=8"]) == 1
+    assert "shape mismatch" in capsys.readouterr().err
+
+
+def test_corrupted_checkpoint_is_one_line(trained_run, tmp_path: Path):
+    config, run = trained_run
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes((run / "checkpoints" / "best.safetensors").read_bytes()[:100])
+    _one_line_error(run_cli("eval", str(config), "--checkpoint", str(broken)),
+                    "corrupted or not a safetensors file")
+
+
+def test_bad_prediction_input_is_one_line(trained_run, tmp_path: Path, capsys):
+    config, run = trained_run
+    bad = tmp_path / "cube.npy"
+    import numpy as np
+
+    np.save(bad, np.zeros((4, 3)))
+    assert main(["predict", str(config), "--checkpoint", str(run), str(bad), "--out",
+                 str(tmp_path / "o")]) == 1
+    assert "expected an [N, 2] array of points, got shape [4, 3]" in capsys.readouterr().err
+
+
+def test_resume_keeps_last_checkpoint_when_config_is_wrong(trained_run, capsys):
+    config, run = trained_run
+    before = (run / "checkpoints" / "last.safetensors").read_bytes()
+    assert main(["train", str(config), "--resume", str(run), "--set", "optim.lr=5"]) == 1
+    assert "optim.lr" in capsys.readouterr().err
+    assert (run / "checkpoints" / "last.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("command,message", [
+    (["bench"], "no benchmarks are registered"),
+    (["dashboard"], "no pages registered yet"),
+])
+def test_unfilled_commands_say_so(command, message, capsys):
+    assert main(command) == 1
+    assert message in capsys.readouterr().err
