@@ -54,7 +54,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from domainvit.engine import predict
 
     for path in predict(args.config, args.checkpoint, args.inputs, args.out, args.set):
-        print(path)
+        # One write per line: torchrun ranks share stdout, and print() would write the
+        # newline separately when output is unbuffered, letting ranks' lines interleave.
+        sys.stdout.write(f"{path}\n")
+        sys.stdout.flush()
     return 0
 
 
