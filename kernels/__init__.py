@@ -1,1 +1,19 @@
-"""Neighbourhood-attention ops (``na1d``/``na2d``/``na3d``) and their backends."""
+"""Neighbourhood-attention ops (``na1d``/``na2d``/``na3d``) and their backends.
+
+Follows NATTEN's generalized neighbourhood attention and its heads-last functional
+interface; :mod:`domainvit.kernels.functional` is the specification.
+"""
+
+from .call import AttentionCall
+from .dispatch import Backend, backend_names, choose_backend
+from .functional import na1d, na2d, na3d
+
+__all__ = [
+    "AttentionCall",
+    "Backend",
+    "backend_names",
+    "choose_backend",
+    "na1d",
+    "na2d",
+    "na3d",
+]

@@ -1,0 +1,1 @@
+"""Backends of the neighbourhood-attention ops; :mod:`domainvit.kernels.dispatch` picks one."""
