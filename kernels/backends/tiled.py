@@ -384,6 +384,7 @@ def _is_plain_blocked(call: AttentionCall) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=64)
 def _window_bias_index(kernel_size: tuple[int, ...]) -> torch.Tensor:
     """``[W, W]`` flat rpb column of every (query, key) pair of one window (row-major)."""
     coords = torch.stack(
@@ -398,15 +399,16 @@ def _window_bias_index(kernel_size: tuple[int, ...]) -> torch.Tensor:
 
 def _partition(tensor: torch.Tensor, kernel_size: tuple[int, ...]) -> torch.Tensor:
     """``[B, *spatial, H, D]`` -> ``[B * windows, H, W, D]`` (one row block per window)."""
-    batch, *spatial, heads, dim = tensor.shape
-    ndim = len(spatial)
-    split = [batch]
-    for length, k in zip(spatial, kernel_size, strict=True):
-        split += [length // k, k]
+    heads, dim = tensor.shape[-2:]
+    ndim = len(kernel_size)
+    windows = tensor
+    for axis, k in enumerate(kernel_size):
+        # Splitting one axis is always a view, even of a strided slice of a fused qkv
+        # projection, so the permuted copy below is the only copy.
+        windows = windows.unflatten(1 + 2 * axis, (-1, k))
     order = [0, *(1 + 2 * a for a in range(ndim)), 1 + 2 * ndim,
              *(2 + 2 * a for a in range(ndim)), 2 + 2 * ndim]
-    windows = tensor.reshape(*split, heads, dim).permute(order)
-    return windows.reshape(-1, heads, math.prod(kernel_size), dim)
+    return windows.permute(order).reshape(-1, heads, math.prod(kernel_size), dim)
 
 
 def _unpartition(windows: torch.Tensor, shape: torch.Size,
@@ -431,14 +433,18 @@ def blocked_attention(call: AttentionCall) -> torch.Tensor:
     """
     heads, group = call.heads, call.heads // call.kv_heads
     kernel = call.kernel_size
+
+    def per_query_head(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if group == 1 else tensor.repeat_interleave(group, dim=1)
+
     query = _partition(call.query, kernel)
-    key = _partition(call.key, kernel).repeat_interleave(group, dim=1)
-    value = _partition(call.value, kernel).repeat_interleave(group, dim=1)
+    key = per_query_head(_partition(call.key, kernel))
+    value = per_query_head(_partition(call.value, kernel))
     windows = query.shape[0] // call.query.shape[0]
     if call.additional_keys is not None:
 
         def per_window(extra: torch.Tensor) -> torch.Tensor:
-            extra = extra.transpose(1, 2).repeat_interleave(group, dim=1)
+            extra = per_query_head(extra.transpose(1, 2))
             return extra.unsqueeze(1).expand(-1, windows, -1, -1, -1).flatten(0, 1)
 
         key = torch.cat([key, per_window(call.additional_keys)], dim=2)
@@ -450,7 +456,14 @@ def blocked_attention(call: AttentionCall) -> torch.Tensor:
         extra = key.shape[2] - mask.shape[-1]
         if extra:
             mask = F.pad(mask, (0, extra))
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=call.scale)
+    if mask is None:
+        out = F.scaled_dot_product_attention(query, key, value, scale=call.scale)
+    else:
+        # With a bias, SDPA on the CPU takes its math path, whose NaN-safe softmax adds
+        # full passes over the scores; every key of a window is visible, so the plain
+        # softmax is exact here.
+        scores = (query * call.scale) @ key.transpose(-2, -1) + mask
+        out = scores.softmax(dim=-1) @ value
     return _unpartition(out, call.query.shape, kernel)
 
 
