@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
 
-triton = pytest.importorskip("triton")
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
-
-from domainvit.kernels.backends import triton_na  # noqa: E402
-from domainvit.kernels.functional import _check_call  # noqa: E402
+from domainvit.kernels.backends import triton_na
+from domainvit.kernels.functional import _check_call
 
 FLOAT_ARGS = {"qk_scale", "scale"}
 FP32_POINTERS = {"LSE", "DELTA", "DRPB", "DEXTRA_K", "DEXTRA_V"}
