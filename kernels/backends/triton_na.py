@@ -426,6 +426,7 @@ def _backward_dq_kernel(
     HAS_RPB: tl.constexpr,
     HAS_EXTRA: tl.constexpr,
     DETERMINISTIC: tl.constexpr,
+    PRIVATE_RPB: tl.constexpr,
     D_PAD: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     TM0: tl.constexpr,
@@ -468,8 +469,8 @@ def _backward_dq_kernel(
     dq = tl.zeros([TM0 * TM1 * TM2, D_PAD], tl.float32)
     bias_columns = (2 * K0 - 1) * (2 * K1 - 1) * (2 * K2 - 1)
     rpb_base = RPB + h * bias_columns
-    # Deterministic mode: this program's own row of partial bias gradients
-    # (``[programs, batch * heads, columns]``).
+    # This program's own row of partial bias gradients (``[programs, batch * heads,
+    # columns]``), used in deterministic mode and whenever the rows fit in memory.
     drpb_row = DRPB + (pid.to(tl.int64) * tl.num_programs(1) + bh) * bias_columns
     for a0 in range(first0, last0 + 1, TN0):
         for a1 in range(first1, last1 + 1, TN1):
@@ -530,6 +531,9 @@ def _backward_dq_kernel(
                             total = tl.sum(tl.sum(tl.where(column == r, ds, 0.0), 1), 0)
                             tl.store(drpb_row + r, tl.load(drpb_row + r) + total)
                         tl.debug_barrier()
+                    elif PRIVATE_RPB:
+                        # Atomics into the program's own row: programs never contend.
+                        tl.atomic_add(drpb_row + column, ds, mask=ds != 0.0, sem="relaxed")
                     else:
                         tl.atomic_add(
                             DRPB + h * bias_columns + column, ds, mask=ds != 0.0, sem="relaxed"
@@ -775,6 +779,8 @@ _INTERPRETER_CONFIG = {
     3: ((2, 4, 4), (2, 4, 4)),
 }
 _SMALL_KERNEL = 16
+# Largest per-program d(rpb) buffer (fp32 elements) before programs share rows.
+_PRIVATE_RPB_ELEMENTS = 1 << 26
 
 
 def _autotuned(kernel, configs_by_rank: dict, reset_to_zero: list[str] | None = None):
@@ -1019,9 +1025,14 @@ class _TritonAttention(torch.autograd.Function):
         # do not exist stay zero, so the sums below need not know the tuned shape.
         programs = _max_query_programs(geometry)
         zeros = functools.partial(torch.zeros, dtype=torch.float32, device=device)
+        # One row of bias gradients per program unless that is too big (large kernels),
+        # where all programs share one row per head.
+        private_rpb = deterministic or (
+            programs * bh * geometry.bias_columns <= _PRIVATE_RPB_ELEMENTS
+        )
         if rpb is None:
             drpb = zeros(1)
-        elif deterministic:
+        elif private_rpb:
             drpb = zeros(programs, bh, geometry.bias_columns)
         else:
             drpb = zeros(geometry.heads, geometry.bias_columns)
@@ -1050,6 +1061,7 @@ class _TritonAttention(torch.autograd.Function):
             HAS_RPB=rpb is not None,
             HAS_EXTRA=extra > 0,
             DETERMINISTIC=deterministic,
+            PRIVATE_RPB=private_rpb,
             **bias_args,
             **common,
             **meta,
@@ -1057,7 +1069,7 @@ class _TritonAttention(torch.autograd.Function):
 
         grad_rpb = grad_extra_k = grad_extra_v = None
         if rpb is not None:
-            if deterministic:
+            if private_rpb:
                 drpb = drpb.view(programs, geometry.batch, geometry.heads, -1).sum((0, 1))
             grad_rpb = drpb.view(rpb.shape).to(rpb.dtype)
         if extra:

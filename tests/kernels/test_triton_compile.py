@@ -41,6 +41,7 @@ def build(
     rpb: bool = False,
     extra: bool = False,
     deterministic: bool = False,
+    private_rpb: bool = True,
     precision: str = "tf32",
 ):
     fn, configs = KERNELS[kernel]
@@ -57,6 +58,7 @@ def build(
         constexprs["HAS_EXTRA"] = extra
     if kernel == "dq":
         constexprs["DETERMINISTIC"] = deterministic
+        constexprs["PRIVATE_RPB"] = private_rpb
     signature = {}
     for name in fn.arg_names:
         if name in constexprs:
@@ -117,6 +119,10 @@ def test_kernels_build_for_sm80(kernel: str) -> None:
 @pytest.mark.parametrize("kernel", ["forward", "dkdv"])
 def test_1d_and_3d_tilings_build(kernel: str, ndim: int) -> None:
     assert_tensor_cores(build(kernel, "bf16", 64, ndim=ndim))
+
+
+def test_dq_with_bias_gradient_shared_across_programs_builds() -> None:
+    assert_tensor_cores(build("dq", "bf16", 64, rpb=True, private_rpb=False))
 
 
 def test_dq_with_extra_tokens_and_deterministic_bias_gradient_builds() -> None:
