@@ -98,8 +98,3 @@ def prepare(name: str, force: bool = False) -> Path:
         if staging.exists():
             shutil.rmtree(staging)
     return target
-
-
-def ensure_prepared(name: str) -> Path:
-    """The dataset's folder, building it first if needed (used by the tasks' data code)."""
-    return prepare(name) if not is_prepared(name) else dataset_dir(name)

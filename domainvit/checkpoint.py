@@ -17,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from domainvit.errors import CheckpointError
@@ -29,14 +30,12 @@ _META_KEY = "domainvit"
 
 
 def library_versions() -> dict[str, str]:
-    import numpy
-
     import domainvit
 
     return {
         "domainvit": domainvit.__version__,
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "python": platform.python_version(),
     }
 
@@ -81,11 +80,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-        tensors = load_file(str(path))
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupted or not a safetensors file ({exc})"
@@ -139,7 +136,7 @@ def flatten_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> An
         items = [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
     if hasattr(obj, "dtype") and hasattr(obj, "tolist"):  # numpy arrays and scalars
-        tensors[prefix] = torch.from_numpy(__import__("numpy").asarray(obj).copy())
+        tensors[prefix] = torch.from_numpy(np.asarray(obj).copy())
         return {"__ndarray__": prefix}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj

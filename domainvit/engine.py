@@ -46,12 +46,14 @@ from domainvit.registry import Task, get_task
 # --- devices, precision, seeding ------------------------------------------------------
 
 
-def select_device(choice: str, info: DistInfo) -> torch.device:
+def setup_device(choice: str) -> tuple[torch.device, DistInfo]:
+    """The device for ``train.device`` (this rank's GPU under torchrun), after joining the
+    process group that torchrun describes (NCCL on GPUs, Gloo on CPUs)."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda", info.local_rank)
-    return torch.device("cpu")
+    use_cuda = choice == "cuda" or (choice == "auto" and torch.cuda.is_available())
+    info = init_distributed("cuda" if use_cuda else "cpu")
+    return (torch.device("cuda", info.local_rank) if use_cuda else torch.device("cpu")), info
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -248,9 +250,7 @@ class Trainer:
         self.task = get_task(cfg.task)
         self.run_dir = Path(run_dir)
         self.tcfg = cfg.train
-        self.device = select_device(self.tcfg.device, DistInfo())
-        self.info = init_distributed(self.device.type)
-        self.device = select_device(self.tcfg.device, self.info)
+        self.device, self.info = setup_device(self.tcfg.device)
         self.amp_dtype = autocast_dtype(self.tcfg.precision, self.device)
         if self.tcfg.batch_size % self.info.world_size:
             raise ConfigError(
@@ -573,9 +573,7 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     """Metrics of a checkpoint on a split of the config's data (default: the task's)."""
     cfg = load_config(config, list(overrides))
     task = get_task(cfg.task)
-    device = select_device(cfg.train.device, DistInfo())
-    info = init_distributed(device.type)
-    device = select_device(cfg.train.device, info)
+    device, info = setup_device(cfg.train.device)
     model = build_model(task, cfg).to(device)
     load_inference_weights(model, cfg, Path(checkpoint))
     dataset = task.build_dataset(cfg.data, split or task.eval_split)
@@ -617,9 +615,7 @@ def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,
                             f"{output_stem(path)!r}; rename one")
     cfg = load_config(config, list(overrides))
     task = get_task(cfg.task)
-    device = select_device(cfg.train.device, DistInfo())
-    info = init_distributed(device.type)
-    device = select_device(cfg.train.device, info)
+    device, info = setup_device(cfg.train.device)
     model = build_model(task, cfg).to(device)
     load_inference_weights(model, cfg, Path(checkpoint))
     model.eval()

@@ -156,4 +156,5 @@ def get_task(name: str) -> Task:
 
 
 def iter_tasks() -> Iterable[Task]:
-    return (load_tasks()[name] for name in sorted(load_tasks()))
+    tasks = load_tasks()
+    return [tasks[name] for name in sorted(tasks)]

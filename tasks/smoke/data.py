@@ -10,7 +10,7 @@ from pydantic import Field
 from torch.utils.data import Dataset
 
 from domainvit.config import StrictModel
-from domainvit.datasets.registry import ensure_prepared
+from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
 
 SPIRALS = "smoke-spirals"
@@ -45,7 +45,7 @@ class SpiralDataset(Dataset):
         if split not in SPLIT_SIZES:
             raise UserError(f"smoke task has no split {split!r} (splits: "
                             f"{', '.join(SPLIT_SIZES)})")
-        with np.load(ensure_prepared(SPIRALS) / "spirals.npz") as data:
+        with np.load(prepare(SPIRALS) / "spirals.npz") as data:
             points, labels = data[f"{split}_points"], data[f"{split}_labels"]
         if split == "train" and cfg.train_limit:
             points, labels = points[: cfg.train_limit], labels[: cfg.train_limit]
