@@ -293,7 +293,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
-        self.metrics = self.task.build_metrics(cfg.data).to(self.device)
+        self.metrics = self.task.build_metrics(cfg.data, during_training=True).to(self.device)
         # Training randomness (dropout, augmentation) differs per rank; the model's
         # initial weights above are the same on every rank.
         torch.manual_seed(cfg.seed + self.info.rank)
@@ -491,7 +491,8 @@ class Trainer:
             eval_model = self.ema.module if self.ema is not None else unwrap(self.model)
             val = run_evaluation(
                 self.task, eval_model,
-                eval_loader(self.val_set, self.tcfg.batch_size, self.info, self.tcfg.num_workers),
+                eval_loader(self.val_set, self.task.eval_batch_size or self.tcfg.batch_size,
+                            self.info, self.tcfg.num_workers),
                 self.metrics, self.device, self.amp_dtype, self.info.is_main, "validate",
             )
             record.update({f"val/{k}": v for k, v in val.items()})
@@ -577,7 +578,8 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     model = build_model(task, cfg).to(device)
     load_inference_weights(model, cfg, Path(checkpoint))
     dataset = task.build_dataset(cfg.data, split or task.eval_split)
-    loader = eval_loader(dataset, cfg.train.batch_size, info, cfg.train.num_workers)
+    loader = eval_loader(dataset, task.eval_batch_size or cfg.train.batch_size, info,
+                         cfg.train.num_workers)
     metrics = task.build_metrics(cfg.data).to(device)
     return run_evaluation(task, model, loader, metrics, device,
                           autocast_dtype(cfg.train.precision, device), info.is_main,

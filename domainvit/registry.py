@@ -51,6 +51,9 @@ class Task:
     models: Sequence[ModelEntry] = ()
     #: the split ``domainvit eval`` uses when none is given
     eval_split: str = "val"
+    #: evaluation batch size (whole volumes of different sizes need 1); ``None``: the
+    #: training batch size
+    eval_batch_size: int | None = None
     #: the metric the engine selects the best checkpoint by, and whether higher is better
     monitor: str = "val/loss"
     monitor_mode: str = "min"
@@ -61,8 +64,12 @@ class Task:
     def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def build_metrics(self, data_cfg: Any) -> Any:
-        """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics)."""
+    def build_metrics(self, data_cfg: Any, during_training: bool = False) -> Any:
+        """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics).
+
+        ``during_training`` is true for the validation between epochs, where a task may
+        leave out metrics that are slow to compute.
+        """
         raise NotImplementedError
 
     def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:

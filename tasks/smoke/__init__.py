@@ -47,7 +47,7 @@ class SmokeTask(Task):
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(outputs, batch["target"])
 
-    def build_metrics(self, data_cfg: SmokeData) -> Any:
+    def build_metrics(self, data_cfg: SmokeData, during_training: bool = False) -> Any:
         return build_metrics()
 
     def predict_files(self, model: nn.Module, data_cfg: SmokeData, inputs: list[Path],

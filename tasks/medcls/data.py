@@ -1,0 +1,178 @@
+"""Classification data in MedMNIST's ``.npz`` format, with optional corruptions.
+
+A MedMNIST file holds ``train_images``, ``val_images``, ``test_images`` (uint8,
+``[N, H, W]`` grayscale or ``[N, H, W, 3]`` RGB) and ``*_labels`` (``[N, 1]`` class
+indices). Any real MedMNIST ``.npz`` (PathMNIST, OrganAMNIST, ... at 28/64/128/224) loads
+as it is; without one, the ``brain-mnist`` sample benchmark
+(:mod:`domainvit.datasets.brain`) is used: 64x64 crops of Colin27 (train, val) and of the
+MNI152 template (test), labelled by the brain region at their centre.
+
+``corruption`` / ``severity`` apply a MedMNIST-C-style corruption
+(:mod:`domainvit.datasets.corruptions`) to the evaluated split, for robustness reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch.utils.data import Dataset
+
+from domainvit.config import StrictModel
+from domainvit.datasets.brain import BRAIN_MNIST
+from domainvit.datasets.corruptions import CORRUPTIONS, corrupt
+from domainvit.datasets.registry import prepare
+from domainvit.errors import UserError
+
+SPLITS = ("train", "val", "test")
+#: the largest ``.npz`` accepted (bytes on disk)
+MAX_NPZ_BYTES = 8 * 1024**3
+
+
+class ClsAugment(StrictModel):
+    rotate_degrees: float = Field(10.0, ge=0, le=180)
+    #: largest relative change of size
+    scale: float = Field(0.1, ge=0, lt=1)
+    #: largest shift, as a fraction of the image size
+    translate: float = Field(0.05, ge=0, lt=0.5)
+    #: mirror left-right (off by default: it swaps hemispheres in brain data)
+    hflip: bool = False
+
+
+class ClsData(StrictModel):
+    #: a sample dataset (``domainvit data list``) used when ``npz`` is unset
+    dataset: str = BRAIN_MNIST
+    #: a MedMNIST-format .npz of your own
+    npz: Path | None = None
+    #: class names, in label order (default: from the sample dataset, else numbered)
+    class_names: list[str] | None = None
+    #: resize images to this size (None: as stored)
+    image_size: int | None = Field(None, ge=8, le=1024)
+    augment: ClsAugment = ClsAugment()
+    #: a corruption applied to every evaluated split (robustness evaluation)
+    corruption: str | None = None
+    severity: int = Field(3, ge=1, le=5)
+
+    @field_validator("corruption")
+    @classmethod
+    def _known_corruption(cls, value: str | None) -> str | None:
+        if value is not None and value not in CORRUPTIONS:
+            raise ValueError(f"unknown corruption {value!r} (choose from {', '.join(CORRUPTIONS)})")
+        return value
+
+
+def npz_path(cfg: ClsData) -> Path:
+    if cfg.npz is None:
+        folder = prepare(cfg.dataset)
+        found = sorted(folder.glob("*.npz"))
+        if len(found) != 1:
+            raise UserError(f"sample dataset {cfg.dataset} should hold one .npz, found "
+                            f"{len(found)} in {folder}")
+        return found[0]
+    path = cfg.npz.expanduser()
+    if not path.is_file():
+        raise UserError(f"data.npz {path} does not exist")
+    if path.stat().st_size > MAX_NPZ_BYTES:
+        raise UserError(f"{path} is larger than {MAX_NPZ_BYTES // 1024**3} GiB")
+    return path
+
+
+def load_split(cfg: ClsData, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, H, W(, 3)]`` uint8 and labels ``[N]`` int64 of one split."""
+    if split not in SPLITS:
+        raise UserError(f"classification data has no split {split!r} (splits: "
+                        f"{', '.join(SPLITS)})")
+    path = npz_path(cfg)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            wanted = (f"{split}_images", f"{split}_labels")
+            missing = [k for k in wanted if k not in keys]
+            if missing:
+                raise UserError(f"{path.name} has no {', '.join(missing)} (a MedMNIST .npz "
+                                f"holds {{train,val,test}}_{{images,labels}}; found "
+                                f"{', '.join(sorted(keys))})")
+            images, labels = archive[wanted[0]], archive[wanted[1]]
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path.name} is not a readable .npz ({exc})") from None
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (1, 3)):
+        raise UserError(f"{path.name}: {split}_images has shape {list(images.shape)}; expected "
+                        "[N, H, W] or [N, H, W, 3]")
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise UserError(f"{path.name}: {split}_labels has {labels.shape[1]} columns, a "
+                        "multi-label set (like ChestMNIST); this task trains single-label "
+                        "classifiers")
+    labels = labels.reshape(-1).astype(np.int64)
+    if len(labels) != len(images):
+        raise UserError(f"{path.name}: {len(images)} {split} images but {len(labels)} labels")
+    if len(labels) and labels.min() < 0:
+        raise UserError(f"{path.name}: negative class labels in {split}_labels")
+    return images, labels
+
+
+def dataset_info(cfg: ClsData) -> dict[str, object]:
+    """Classes, channels and image size of the configured data (from the train split)."""
+    images, labels = load_split(cfg, "train")
+    names = cfg.class_names
+    if names is None and cfg.npz is None:
+        listing = npz_path(cfg).with_name("classes.json")
+        if listing.is_file():
+            names = json.loads(listing.read_text())["names"]
+    num_classes = len(names) if names else int(labels.max()) + 1
+    if labels.max() >= num_classes:
+        raise UserError(f"labels go up to {labels.max()} but {num_classes} class names are given")
+    names = list(names) if names else [f"class_{i}" for i in range(num_classes)]
+    return {"class_names": names, "num_classes": num_classes,
+            "in_chans": 3 if images.ndim == 4 and images.shape[-1] == 3 else 1,
+            "image_size": cfg.image_size or int(images.shape[1])}
+
+
+def to_tensor(images: np.ndarray, image_size: int | None = None) -> torch.Tensor:
+    """uint8 ``[N, H, W(, C)]`` -> float ``[N, C, H, W]`` in [0, 1], resized if asked."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x.float() / 255.0
+    if image_size is not None and x.shape[-1] != image_size:
+        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                          align_corners=False, antialias=True)
+    return x
+
+
+class MedMNISTDataset(Dataset):
+    def __init__(self, cfg: ClsData, split: str) -> None:
+        images, labels = load_split(cfg, split)
+        if split != "train" and cfg.corruption is not None:
+            images = corrupt(images, cfg.corruption, cfg.severity, seed=0)
+        self.images = to_tensor(images, cfg.image_size)
+        self.labels = torch.from_numpy(labels)
+        self.augment = cfg.augment if split == "train" else None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image = self.images[index]
+        if self.augment is not None:
+            image = random_affine(image, self.augment)
+        # MedMNIST-style normalisation to [-1, 1]
+        return {"input": (image - 0.5) / 0.5, "target": self.labels[index]}
+
+
+def random_affine(image: torch.Tensor, aug: ClsAugment) -> torch.Tensor:
+    """A random rotation, scale and shift of ``[C, H, W]`` (torch's global generator)."""
+    angle = math.radians(float(torch.empty(()).uniform_(-aug.rotate_degrees, aug.rotate_degrees)))
+    scale = 1.0 + float(torch.empty(()).uniform_(-aug.scale, aug.scale))
+    shift = torch.empty(2).uniform_(-aug.translate, aug.translate) * 2
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, float(shift[0])], [sin, cos, float(shift[1])]])
+    if aug.hflip and bool(torch.rand(()) < 0.5):
+        theta[0, :2] *= -1
+    grid = F.affine_grid(theta[None], [1, *image.shape], align_corners=False)
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[0]

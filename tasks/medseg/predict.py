@@ -1,0 +1,128 @@
+"""Scan in, label map out: segment NIfTI / DICOM / PNG inputs in their native space.
+
+Each scan is read with :func:`domainvit.datasets.medical_io.read_image` (RAS), resampled
+to the model's spacing (pictures, which have no pixel size, are taken at the model's
+spacing) and z-normalised as in training, segmented by sliding windows
+(MONAI; 2D models go slice by slice through a volume), and the class scores are
+resampled back through MONAI's inverse of the spacing transform before the argmax, so
+the label map lies on the input's own grid with the input's affine.
+
+Outputs per input ``<stem>``: ``<stem>.seg.nii.gz`` (label map) and
+``<stem>.overlay.png`` (the input, or the axial slice with the most labelled voxels,
+with the labels drawn over it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from domainvit.datasets.medical_io import (
+    MedicalImage,
+    read_image,
+    write_label_nifti,
+    write_overlay_png,
+)
+from domainvit.errors import UserError
+from domainvit.tasks.medseg.data import SegData
+
+
+def _sliding_window(model: nn.Module, images: torch.Tensor, cfg: SegData) -> torch.Tensor:
+    from monai.inferers import sliding_window_inference
+
+    return sliding_window_inference(
+        images, roi_size=cfg.roi_size, sw_batch_size=cfg.sw_batch_size, predictor=model,
+        overlap=cfg.sw_overlap, mode="gaussian", progress=False,
+    )
+
+
+def segment_volume(model: nn.Module, images: torch.Tensor, cfg: SegData) -> torch.Tensor:
+    """Class scores ``[B, K, *spatial]`` of images ``[B, C, *spatial]`` at the model's spacing.
+
+    A 2D model given volumes segments their axial slices (the last axis) as a batch.
+    """
+    if cfg.spatial_dims == 3 or images.ndim == 4:
+        return _sliding_window(model, images, cfg)
+    batch, channels, *plane, depth = images.shape
+    slices = images.permute(0, 4, 1, 2, 3).reshape(batch * depth, channels, *plane)
+    scores = torch.cat([_sliding_window(model, part, cfg)
+                        for part in slices.split(max(cfg.sw_batch_size, 16))])
+    return scores.reshape(batch, depth, -1, *plane).permute(0, 2, 3, 4, 1)
+
+
+def _check_scan(image: MedicalImage, model: nn.Module) -> None:
+    name = image.source_path.name
+    channels = image.array.shape[0]
+    expected = getattr(model, "in_chans", 1)
+    if channels != expected:
+        raise UserError(f"{name} has {channels} channels; the model takes {expected} "
+                        "(a grayscale scan)")
+    if not np.isfinite(image.array).any():
+        raise UserError(f"{name} holds no finite intensities")
+
+
+def _resampled_input(image: MedicalImage, cfg: SegData, model: nn.Module):
+    from monai.data import MetaTensor
+    from monai.transforms import NormalizeIntensity, Spacing
+
+    scan = MetaTensor(torch.from_numpy(np.nan_to_num(image.array)),
+                      affine=torch.from_numpy(image.affine))
+    # A picture (PNG, JPEG) carries no pixel size: it is taken at the model's spacing.
+    spacing = (None if image.kind == "image" else
+               Spacing(pixdim=cfg.spacing[: image.spatial_dims], mode="bilinear"))
+    resampled = scan if spacing is None else spacing(scan)
+    # windows are padded to the ROI; a scan must still show more than a few voxels
+    minimum = max(8, getattr(model, "min_size", 8))
+    work_shape = tuple(resampled.shape[1:])
+    plane = work_shape[: cfg.spatial_dims] if cfg.spatial_dims == 2 else work_shape
+    if min(plane) < minimum:
+        raise UserError(
+            f"{image.source_path.name} is {'x'.join(map(str, work_shape))} voxels at "
+            f"{cfg.spacing[0]:g} mm, too small for this model (at least {minimum} per axis)")
+    return spacing, NormalizeIntensity(nonzero=True)(resampled)
+
+
+def segment_scan(model: nn.Module, image: MedicalImage, cfg: SegData) -> np.ndarray:
+    """The label map of ``image`` on its own (RAS) grid."""
+    _check_scan(image, model)
+    spacing, scan = _resampled_input(image, cfg, model)
+    device = next(model.parameters()).device
+    scores = segment_volume(model, scan.as_tensor()[None].float().to(device), cfg)[0]
+    scores = torch.softmax(scores.float(), dim=0).cpu()
+    if spacing is not None:
+        # back to the input grid through MONAI's record of the resampling it did
+        scores = spacing.inverse(scan.clone().set_array(scores))
+    return scores.argmax(0).numpy().astype(np.uint8)
+
+
+def _overlay_slice(image: MedicalImage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D image itself, or the axial slice of a volume with the most labelled voxels;
+    rotated so that anterior (or the picture's top) is up."""
+    intensity = image.array[0]
+    if labels.ndim == 2:
+        picture = image.kind == "image"  # PNG/JPEG arrays are already in display order
+        return (intensity, labels) if picture else (np.rot90(intensity), np.rot90(labels))
+    z = int(np.argmax((labels > 0).sum(axis=(0, 1))))
+    return np.rot90(intensity[..., z]), np.rot90(labels[..., z])
+
+
+def predict_scans(model: nn.Module, cfg: SegData, inputs: list[Path],
+                  out_dir: Path) -> list[Path]:
+    from tqdm.auto import tqdm
+
+    from domainvit.engine import output_stem
+
+    written = []
+    for path in tqdm(inputs, desc="segment", unit="scan", disable=len(inputs) < 2):
+        # a 3D model needs one volume (read_image names 2D images and 4D series); a 2D
+        # model takes 2D images and volumes alike
+        image = read_image(path, spatial_dims=3 if cfg.spatial_dims == 3 else None)
+        labels = segment_scan(model, image, cfg)
+        stem = output_stem(path)
+        written.append(write_label_nifti(labels, image, out_dir / f"{stem}.seg.nii.gz"))
+        written.append(write_overlay_png(*_overlay_slice(image, labels),
+                                         out_dir / f"{stem}.overlay.png"))
+    return written
