@@ -88,6 +88,10 @@ def dataset_root(cfg: SegData) -> Path:
 
 def class_names(cfg: SegData) -> list[str]:
     """The class names (background first), from ``classes.json`` or numbered."""
+    if cfg.num_classes is not None and cfg.root is not None:
+        listing = cfg.root.expanduser() / "classes.json"
+        if not listing.is_file():
+            return ["background"] + [f"class_{i}" for i in range(1, cfg.num_classes)]
     root = dataset_root(cfg)
     listing = root / "classes.json"
     if listing.is_file():
@@ -189,12 +193,17 @@ class SegTrainDataset(Dataset):
         self.cfg = cfg
         self.cases = _load_cases(cfg, "train")
         if cfg.spatial_dims == 3:
-            size = tuple(cfg.roi_size)
+            self.transform = augmentation(cfg, tuple(cfg.roi_size))
         else:
-            # Pose the whole volume in 3D (a tilted head tilts every slice), then slice.
-            depth = max(case["image"].shape[3] for case in self.cases)
-            size = (*cfg.roi_size, depth)
-        self.transform = augmentation(cfg, size)
+            # A tilted head tilts every slice: 2D samples are the central plane of a slab
+            # posed in 3D, the slab thick enough for the largest tilt and shift.
+            self.transform = augmentation(cfg, (*cfg.roi_size, 1))
+            aug = cfg.augment
+            reach = max(cfg.roi_size) / 2 * math.sin(math.radians(aug.rotate_degrees))
+            self.half_slab = int(math.ceil((reach + aug.translate_mm / cfg.spacing[2])
+                                           * (1 + aug.scale))) + 1
+            self.filled_slices = [torch.nonzero(c["label"].flatten(0, 2).amax(0) > 0).flatten()
+                                  for c in self.cases]
 
     def __len__(self) -> int:
         return self.cfg.samples_per_epoch
@@ -202,17 +211,27 @@ class SegTrainDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         seed = int(torch.randint(0, 2**31 - 1, ()))
         rng = np.random.default_rng(seed)
-        case = self.cases[int(rng.integers(len(self.cases)))]
+        which = int(rng.integers(len(self.cases)))
+        case = {"image": self.cases[which]["image"], "label": self.cases[which]["label"]}
+        if self.cfg.spatial_dims == 2:
+            filled = self.filled_slices[which]
+            z = int(filled[rng.integers(len(filled))])
+            case = {key: _slab(value, z, self.half_slab) for key, value in case.items()}
         self.transform.set_random_state(seed=seed)
-        item = self.transform({"image": case["image"], "label": case["label"]})
+        item = self.transform(case)
         image = torch.as_tensor(item["image"]).float()
         label = torch.as_tensor(item["label"]).round().long()
         if self.cfg.spatial_dims == 2:
-            # an axial slice that shows brain (the posed volume may have empty ends)
-            filled = torch.nonzero(label.flatten(0, 2).amax(0) > 0).flatten()
-            z = int(filled[rng.integers(len(filled))]) if len(filled) else label.shape[-1] // 2
-            image, label = image[..., z], label[..., z]
+            image, label = image[..., 0], label[..., 0]
         return {"input": image, "target": label}
+
+
+def _slab(volume: torch.Tensor, z: int, half: int) -> torch.Tensor:
+    """Axial slices ``z - half .. z + half`` of ``[C, X, Y, Z]``, zero-padded past the ends."""
+    depth = volume.shape[-1]
+    lo, hi = max(z - half, 0), min(z + half + 1, depth)
+    slab = volume[..., lo:hi]
+    return torch.nn.functional.pad(slab, (lo - (z - half), (z + half + 1) - hi))
 
 
 class SegVolumeDataset(Dataset):

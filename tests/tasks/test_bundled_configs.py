@@ -1,0 +1,32 @@
+"""Every config shipped with the medical tasks validates, and the GPU-scale models build
+and run on a slice of their ROI size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from domainvit.config import load_config
+from domainvit.engine import build_model
+from domainvit.registry import get_task
+
+MEDICAL = ("medseg", "medcls")
+
+
+@pytest.mark.parametrize("task", MEDICAL)
+def test_task_ships_quickstart_and_paper_scale_configs(task):
+    configs = get_task(task).bundled_configs()
+    assert any(name.startswith("quickstart") for name in configs)
+    assert any(not name.startswith("quickstart") for name in configs)
+    for name in configs:
+        cfg = load_config(f"{task}/{name}")
+        assert cfg.task == task
+
+
+@pytest.mark.parametrize("name", ["synapse_transdae", "synapse_macmd"])
+def test_paper_scale_segmentation_models_build_for_nine_classes(name):
+    cfg = load_config(f"medseg/{name}")
+    model = build_model(get_task("medseg"), cfg).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(1, 1, *cfg.data.roi_size))
+    assert logits.shape == (1, 9, *cfg.data.roi_size)
