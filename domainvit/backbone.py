@@ -386,7 +386,55 @@ def _stage_block_options(attn_options: Any, num_stages: int) -> list[list[dict[s
     return [blocks(entry, f"[{i}]") for i, entry in enumerate(attn_options)]
 
 
-class DomainViT(nn.Module):
+class StagedClassifierMixin:
+    """timm's model interface shared by the hierarchical classifiers of domainvit: a
+    ``stem``, ``stages`` (each with ``downsample`` and ``blocks``), a final ``norm`` and a
+    :class:`ClassifierHead` ``head``."""
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        return dict(
+            stem=r"^stem",
+            blocks=r"^stages\.(\d+)" if coarse else [
+                (r"^stages\.(\d+)\.downsample", (0,)),
+                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
+                (r"^norm", (99999,)),
+            ],
+        )
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.head.reset(num_classes, global_pool)
+        self.global_pool = self.head.pool_type
+
+
+def check_local_weights(variant: str, family: str, kwargs: Mapping[str, Any],
+                        pretrained: bool) -> None:
+    """Refuse pretrained requests without local weights, and weights that are not
+    safetensors (anything else would be unpickled by ``torch.load``, which can run code)."""
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    weights_file = str(overlay.get("file") or "")
+    if pretrained and not (weights_file or overlay.get("state_dict")):
+        raise UserError(
+            f"{variant}: no pretrained weights are published for {family} models. Create it "
+            "with pretrained=False, or load your own weights with pretrained=True and "
+            "pretrained_cfg_overlay=dict(file=PATH.safetensors)"
+        )
+    if pretrained and weights_file and not weights_file.endswith(".safetensors"):
+        raise UserError(f"{variant}: weights must be a .safetensors file, got {weights_file}")
+
+
+class DomainViT(StagedClassifierMixin, nn.Module):
     """Hierarchical transformer: stem, stages of attention blocks, norm, pooled head.
 
     Args:
@@ -503,32 +551,6 @@ class DomainViT(nn.Module):
             if any(key in name for key in ("rpb", "relative_position", "tokens"))
         }
 
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
-        self.global_pool = self.head.pool_type
-
     def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
         return _channels_first(self.norm(_channels_last(x)))
 
@@ -611,17 +633,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 def _create_domainvit(variant: str, pretrained: bool = False, **kwargs: Any) -> DomainViT:
-    overlay = kwargs.get("pretrained_cfg_overlay") or {}
-    if pretrained and not (overlay.get("file") or overlay.get("state_dict")):
-        raise UserError(
-            f"{variant}: no pretrained weights are published for domainvit models. Create it "
-            "with pretrained=False, or load your own weights with pretrained=True and "
-            "pretrained_cfg_overlay=dict(file=PATH.safetensors)"
-        )
-    weights_file = str(overlay.get("file") or "")
-    if pretrained and weights_file and not weights_file.endswith(".safetensors"):
-        # Anything else would be unpickled by torch.load, which can run code.
-        raise UserError(f"{variant}: weights must be a .safetensors file, got {weights_file}")
+    check_local_weights(variant, "domainvit", kwargs, pretrained)
     num_stages = len(kwargs.get("depths", (2, 2, 6, 2)))
     out_indices = kwargs.pop("out_indices", tuple(range(num_stages)))
     model = build_model_with_cfg(

@@ -50,7 +50,7 @@ from torch import nn
 
 from domainvit.attention import NeighborhoodAttention, SpatialReductionAttention
 from domainvit.attention.common import ceil_to_multiple, check_tokens, crop_spatial
-from domainvit.backbone import ClassifierHead
+from domainvit.backbone import ClassifierHead, StagedClassifierMixin, check_local_weights
 from domainvit.config import StrictModel
 from domainvit.errors import UserError
 from domainvit.kernels import na1d, na2d
@@ -489,7 +489,7 @@ def check_widths(
             )
 
 
-class MedViTV2(nn.Module):
+class MedViTV2(StagedClassifierMixin, nn.Module):
     """MedViTV2 classifier (Manzari et al., 2025) for 2D images of any size.
 
     Args:
@@ -565,32 +565,6 @@ class MedViTV2(nn.Module):
         """Relative-position tables are not decayed (as in NAT)."""
         return {name for name, _ in self.named_parameters() if name.endswith("rpb")}
 
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return dict(
-            stem=r"^stem",
-            blocks=r"^stages\.(\d+)" if coarse else [
-                (r"^stages\.(\d+)\.downsample", (0,)),
-                (r"^stages\.(\d+)\.blocks\.(\d+)", None),
-                (r"^norm", (99999,)),
-            ],
-        )
-
-    @torch.jit.ignore
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.grad_checkpointing = enable
-        for stage in self.stages:
-            stage.grad_checkpointing = enable
-
-    @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head.reset(num_classes, global_pool)
-        self.global_pool = self.head.pool_type
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, in_chans, H, W]`` -> normalised last-stage features, channels first."""
         x = self.stem(x)
@@ -664,17 +638,7 @@ class MedViTV2Config(StrictModel):
 
 
 def _create_medvitv2(variant: str, pretrained: bool = False, **kwargs: Any) -> MedViTV2:
-    overlay = kwargs.get("pretrained_cfg_overlay") or {}
-    weights_file = str(overlay.get("file") or "")
-    if pretrained and not (weights_file or overlay.get("state_dict")):
-        raise UserError(
-            f"{variant}: no pretrained MedViTV2 weights are published for domainvit. Create it "
-            "with pretrained=False, or load your own weights with pretrained=True and "
-            "pretrained_cfg_overlay=dict(file=PATH.safetensors)"
-        )
-    if pretrained and weights_file and not weights_file.endswith(".safetensors"):
-        # Anything else would be unpickled by torch.load, which can run code.
-        raise UserError(f"{variant}: weights must be a .safetensors file, got {weights_file}")
+    check_local_weights(variant, "MedViTV2", kwargs, pretrained)
     out_indices = kwargs.pop("out_indices", tuple(range(NUM_STAGES)))
     return build_model_with_cfg(
         MedViTV2,

@@ -92,7 +92,8 @@ class MedSegTask(Task):
     def build_metrics(self, data_cfg: SegData, during_training: bool = False) -> Any:
         # the 95% Hausdorff distance takes seconds per volume: final evaluations only
         return SegmentationMetrics(class_names(data_cfg), data_cfg.spacing,
-                                   hausdorff=not during_training)
+                                   hausdorff=not during_training,
+                                   largest_component=data_cfg.largest_component)
 
     def predict_files(self, model: nn.Module, data_cfg: SegData, inputs: list[Path],
                       out_dir: Path) -> list[Path]:

@@ -66,6 +66,9 @@ class SegData(StrictModel):
     #: overlap of sliding windows at evaluation and prediction
     sw_overlap: float = Field(0.25, ge=0, lt=1)
     sw_batch_size: int = Field(4, gt=0)
+    #: keep only the largest connected region of each class in evaluated and predicted
+    #: label maps
+    largest_component: bool = True
 
     @model_validator(mode="after")
     def _roi_matches_dims(self) -> SegData:

@@ -14,14 +14,26 @@ from monai.metrics import DiceMetric, HausdorffDistanceMetric
 from monai.networks.utils import one_hot
 
 
+def keep_largest_components(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Keep each class's largest connected region in label maps ``[B, 1, *spatial]``
+    (MONAI): stray islands far from an organ or lobe are the usual source of large
+    Hausdorff distances."""
+    from monai.transforms import KeepLargestConnectedComponent
+
+    keep = KeepLargestConnectedComponent(applied_labels=list(range(1, num_classes)),
+                                         is_onehot=False, independent=True)
+    return torch.stack([torch.as_tensor(keep(item)) for item in labels])
+
+
 class SegmentationMetrics:
     """Mean and per-class Dice, mean 95% Hausdorff distance in mm, over whole volumes."""
 
     def __init__(self, class_names: Sequence[str], spacing: Sequence[float],
-                 hausdorff: bool = True) -> None:
+                 hausdorff: bool = True, largest_component: bool = False) -> None:
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
         self.spacing = list(spacing)
+        self.largest_component = largest_component
         self.dice = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
         self.hd95 = (HausdorffDistanceMetric(include_background=False, percentile=95,
                                              reduction="none") if hausdorff else None)
@@ -36,7 +48,10 @@ class SegmentationMetrics:
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add volumes: ``logits [B, K, *spatial]``, ``target [B, 1, *spatial]`` labels."""
-        self.update_labels(logits.argmax(1, keepdim=True), target)
+        labels = logits.argmax(1, keepdim=True)
+        if self.largest_component:
+            labels = keep_largest_components(labels, self.num_classes)
+        self.update_labels(labels, target)
 
     def update_labels(self, labels: torch.Tensor, target: torch.Tensor) -> None:
         """Add volumes given as predicted label maps ``[B, 1, *spatial]``."""

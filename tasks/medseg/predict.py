@@ -28,6 +28,7 @@ from domainvit.datasets.medical_io import (
 )
 from domainvit.errors import UserError
 from domainvit.tasks.medseg.data import SegData
+from domainvit.tasks.medseg.metrics import keep_largest_components
 
 
 def _sliding_window(model: nn.Module, images: torch.Tensor, cfg: SegData) -> torch.Tensor:
@@ -95,7 +96,10 @@ def segment_scan(model: nn.Module, image: MedicalImage, cfg: SegData) -> np.ndar
     if spacing is not None:
         # back to the input grid through MONAI's record of the resampling it did
         scores = spacing.inverse(scan.clone().set_array(scores))
-    return scores.argmax(0).numpy().astype(np.uint8)
+    labels = scores.argmax(0, keepdim=True)
+    if cfg.largest_component:
+        labels = keep_largest_components(labels[None], scores.shape[0])[0]
+    return labels[0].numpy().astype(np.uint8)
 
 
 def _overlay_slice(image: MedicalImage, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

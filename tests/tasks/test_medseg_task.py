@@ -194,3 +194,16 @@ def test_bad_input_is_one_clear_error_and_leaves_no_output(case, bad_inputs, tra
     assert len(err) == 1 and err[0].startswith("domainvit: error:") and message in err[0]
     assert not out.exists() or not any(out.iterdir())
 
+
+
+def test_largest_component_removes_stray_islands_only():
+    from domainvit.tasks.medseg.metrics import keep_largest_components
+
+    labels = torch.zeros(1, 1, 12, 12, 12, dtype=torch.long)
+    labels[0, 0, 2:7, 2:7, 2:7] = 1
+    labels[0, 0, 10, 10, 10] = 1  # an island of class 1
+    labels[0, 0, 8:11, 2:4, 2:4] = 2
+    kept = keep_largest_components(labels, num_classes=3)
+    assert kept[0, 0, 10, 10, 10] == 0
+    assert torch.equal(kept[0, 0, :8], labels[0, 0, :8])
+    assert (kept == 2).sum() == (labels == 2).sum()
