@@ -84,7 +84,8 @@ class MedSegTask(Task):
             dice_ce = DiceCELoss(to_onehot_y=True, softmax=True, lambda_ce=0.4,
                                  lambda_dice=0.6)
             self._loss = DeepSupervisionLoss(dice_ce, weight_mode="exp")
-        target = batch["target"]
+        # float labels: the loss resizes them (nearest) for coarse auxiliary logits
+        target = batch["target"].float()
         if isinstance(outputs, torch.Tensor):
             outputs = [outputs]
         return self._loss(list(outputs), target)

@@ -26,7 +26,8 @@ input is zero-padded at the end of every axis to a multiple of ``size_multiple``
 total stride) and the logits are cropped back, so they are ``[B, num_classes, *spatial]``.
 With deep supervision on and the model in training mode, ``forward`` returns a list: the
 main logits, then the auxiliary logits from the next-finer to the coarsest decoder
-scale, all at the input size (bilinear/trilinear); in eval mode only the main logits.
+scale (MACMD's upsampled to the input size; TransDAE's at their own scale, the target
+resized by the loss); in eval mode only the main logits.
 """
 
 from __future__ import annotations
@@ -574,10 +575,14 @@ class TransDAE(nn.Module):
         main = logits_at_input_size(main, spatial, self.size_multiple)
         if not (self.training and self.deep_supervision):
             return main
-        return [main] + [
-            logits_at_input_size(_channels_first(head(feature)), spatial, self.size_multiple)
-            for head, feature in zip(self.aux_heads, features[1:], strict=True)
-        ]
+        # Auxiliary logits stay at their own scale (the loss resizes the target): scoring
+        # them at the input size would double a 3D training step.
+        aux = []
+        for level, (head, feature) in enumerate(zip(self.aux_heads, features[1:], strict=True)):
+            stride = self.patch_size * 2 ** (level + 1)
+            logits = _channels_first(head(feature))
+            aux.append(logits[(..., *(slice(0, -(-n // stride)) for n in spatial))])
+        return [main] + aux
 
     def forward(self, x: torch.Tensor) -> SegmentationOutput:
         spatial = self.check_input(x)
