@@ -388,8 +388,8 @@ def _stage_block_options(attn_options: Any, num_stages: int) -> list[list[dict[s
 
 class StagedClassifierMixin:
     """timm's model interface shared by the hierarchical classifiers of domainvit: a
-    ``stem``, ``stages`` (each with ``downsample`` and ``blocks``), a final ``norm`` and a
-    :class:`ClassifierHead` ``head``."""
+    ``stem``, ``stages`` (each with ``downsample`` and ``blocks``), a final norm applied by
+    ``_final_norm`` and a :class:`ClassifierHead` ``head``."""
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
@@ -416,6 +416,21 @@ class StagedClassifierMixin:
         self.num_classes = num_classes
         self.head.reset(num_classes, global_pool)
         self.global_pool = self.head.pool_type
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in_chans, *spatial]`` -> normalised last-stage features, channels first."""
+        x = self.stem(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            x = checkpoint_seq(self.stages, x)
+        else:
+            x = self.stages(x)
+        return self._final_norm(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def check_local_weights(variant: str, family: str, kwargs: Mapping[str, Any],
@@ -541,7 +556,7 @@ class DomainViT(StagedClassifierMixin, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.LayerNorm(dims[-1], eps=norm_eps)
         self.head = ClassifierHead(dims[-1], num_classes, global_pool, drop_rate)
-        self.apply(_init_weights)
+        self.apply(init_linear_weights)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
@@ -609,23 +624,9 @@ class DomainViT(StagedClassifierMixin, nn.Module):
             self.num_classes, self.global_pool = 0, ""
         return take_indices
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, in_chans, *spatial]`` -> normalised last-stage features, channels first."""
-        x = self.stem(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.stages, x)
-        else:
-            x = self.stages(x)
-        return self._final_norm(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
+def init_linear_weights(module: nn.Module) -> None:
+    """Truncated-normal (std 0.02) linear weights and zero biases, as in ViT/Swin."""
     if isinstance(module, nn.Linear):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:

@@ -43,14 +43,19 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
-from timm.layers import ConvNormAct, DropPath, trunc_normal_
+from timm.layers import ConvNormAct, DropPath
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._manipulate import checkpoint_seq
 from torch import nn
 
 from domainvit.attention import NeighborhoodAttention, SpatialReductionAttention
 from domainvit.attention.common import ceil_to_multiple, check_tokens, crop_spatial
-from domainvit.backbone import ClassifierHead, StagedClassifierMixin, check_local_weights
+from domainvit.backbone import (
+    ClassifierHead,
+    StagedClassifierMixin,
+    check_local_weights,
+    init_linear_weights,
+)
 from domainvit.config import StrictModel
 from domainvit.errors import UserError
 from domainvit.kernels import na1d, na2d
@@ -553,7 +558,7 @@ class MedViTV2(StagedClassifierMixin, nn.Module):
         self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2d(dims[-1])
         self.head = ClassifierHead(dims[-1], num_classes, global_pool, drop_rate)
-        self.apply(_init_weights)
+        self.apply(init_linear_weights)
 
     @classmethod
     def from_config(cls, cfg: MedViTV2Config, in_chans: int, num_classes: int) -> MedViTV2:
@@ -565,27 +570,8 @@ class MedViTV2(StagedClassifierMixin, nn.Module):
         """Relative-position tables are not decayed (as in NAT)."""
         return {name for name, _ in self.named_parameters() if name.endswith("rpb")}
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, in_chans, H, W]`` -> normalised last-stage features, channels first."""
-        x = self.stem(x)
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.stages, x)
-        else:
-            x = self.stages(x)
-        return self.norm(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+    def _final_norm(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)  # BatchNorm over channels-first features
 
 
 #: Architecture of each variant; ``drop_path_rate`` is the paper's stochastic depth.
