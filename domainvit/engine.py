@@ -277,7 +277,10 @@ class Trainer:
             )
         self.total_steps = self.steps_per_epoch * self.tcfg.epochs
 
-        model = build_model(self.task, cfg).to(self.device)
+        model = build_model(self.task, cfg)
+        if not resume:
+            self.task.init_model(model, cfg)
+        model = model.to(self.device)
         self.ema = (
             AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.tcfg.ema.decay),
                           use_buffers=True)

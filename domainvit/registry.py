@@ -64,6 +64,11 @@ class Task:
     def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def init_model(self, model: nn.Module, cfg: Any) -> None:
+        """Set a new model's data-dependent state before training from scratch (e.g. a
+        PCA fitted on the training data, or weights to fine-tune from); ``cfg`` is the
+        whole run config. Not called when a run resumes: the checkpoint has that state."""
+
     def build_metrics(self, data_cfg: Any, during_training: bool = False) -> Any:
         """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics).
 

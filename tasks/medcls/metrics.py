@@ -1,8 +1,8 @@
 """Classification metrics: accuracy, macro AUC and the confusion matrix from scikit-learn,
 expected calibration error from torchmetrics.
 
-Probabilities and labels are collected in torchmetrics ``CatMetric`` buffers, which
-torchmetrics gathers across DDP ranks on ``compute``; scikit-learn then scores them.
+Probabilities and labels are collected over the whole evaluation
+(:class:`domainvit.metrics.CollectedClassification`); scikit-learn then scores them.
 """
 
 from __future__ import annotations
@@ -15,35 +15,16 @@ from sklearn.metrics import (
     confusion_matrix,
     roc_auc_score,
 )
-from torchmetrics import CatMetric
 from torchmetrics.functional.classification import multiclass_calibration_error
 
+from domainvit.metrics import CollectedClassification
 
-class ClassificationMetrics:
+
+class ClassificationMetrics(CollectedClassification):
     """``update(logits, target)``; ``compute()`` -> accuracy, balanced accuracy, macro AUC
     (one-vs-rest), expected calibration error (15 bins) and the confusion matrix."""
 
-    def __init__(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.probs = CatMetric()
-        self.targets = CatMetric()
-
-    def to(self, device: torch.device) -> ClassificationMetrics:
-        self.probs.to(device)
-        self.targets.to(device)
-        return self
-
-    def reset(self) -> None:
-        self.probs.reset()
-        self.targets.reset()
-
-    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        self.probs.update(torch.softmax(logits.float(), dim=1))
-        self.targets.update(target.reshape(-1).float())
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        probs = self.probs.compute().reshape(-1, self.num_classes).cpu()
-        target = self.targets.compute().reshape(-1).long().cpu()
+    def score(self, probs: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return score(probs, target, self.num_classes)
 
 
