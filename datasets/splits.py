@@ -15,7 +15,8 @@ SPLIT_NONE, SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2, 3
 
 
 def block_split(labels: np.ndarray, block: int, margin: int, train_fraction: float,
-                val_fraction: float, seed: int, valid: np.ndarray | None = None,
+                val_fraction: float, seed: int | np.random.Generator,
+                valid: np.ndarray | None = None,
                 min_train: int = 5, min_val: int = 2, test_share: float = 0.5,
                 attempts: int = 200) -> tuple[np.ndarray, dict]:
     """A split map (0 none, 1 train, 2 val, 3 test) of ``labels`` (0 unlabelled, 1..K).
@@ -25,7 +26,8 @@ def block_split(labels: np.ndarray, block: int, margin: int, train_fraction: flo
     test blocks, whose labelled pixels are all test. From labelled pixels of the other
     blocks farther than ``margin`` from any test block, ``train_fraction`` (at least
     ``min_train``) and ``val_fraction`` (at least ``min_val``) of each class's pixels in
-    the training blocks are drawn as train and val. Returns the map and a summary.
+    the training blocks are drawn as train and val. ``seed``: an int or a numpy
+    ``Generator``. Returns the map and a summary.
     """
     from scipy import ndimage
 

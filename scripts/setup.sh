@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: libusb for open3d (lidar I/O); mricron-data for the real brain scans and
-# atlases (Colin27, AAL) the medical sample benchmarks are built from.
-APT_PACKAGES=(libusb-1.0-0 mricron-data)
+# atlases (Colin27, AAL) the medical sample benchmarks are built from; python3-spectral for
+# the real AVIRIS band set and laboratory spectra the hyperspectral benchmark is built from.
+APT_PACKAGES=(libusb-1.0-0 mricron-data python3-spectral)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 

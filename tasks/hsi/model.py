@@ -253,6 +253,8 @@ class VPHypeConfig(StrictModel):
     #: number of input bands (the checkpoint refuses rasters with another band set)
     in_bands: int = Field(gt=0)
     pca_components: int = Field(15, gt=0)
+    #: scale every PCA component to unit variance (else: keep their relative variances)
+    pca_whiten: bool = False
     conv_channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1)
     embed_dim: int = Field(32, gt=0)
     #: number of (Mamba, attention) block pairs
@@ -347,8 +349,11 @@ class VPHype(nn.Module):
     # --- fitted state -------------------------------------------------------------------
 
     def set_pca(self, mean, components, explained_variance) -> None:
-        """Store a fitted PCA; components are whitened (unit variance per component)."""
-        scale = torch.as_tensor(explained_variance, dtype=torch.float32).clamp_min(1e-12).sqrt()
+        """Store a fitted PCA. With ``pca_whiten`` every component gets unit variance;
+        otherwise all are divided by the first one's standard deviation, so the weak
+        components (mostly sensor noise) stay weak."""
+        variance = torch.as_tensor(explained_variance, dtype=torch.float32).clamp_min(1e-12)
+        scale = variance.sqrt() if self.cfg.pca_whiten else variance[:1].sqrt().expand_as(variance)
         self.pca_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.pca_components.copy_(torch.as_tensor(components, dtype=torch.float32)
                                   / scale[:, None])

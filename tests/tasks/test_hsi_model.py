@@ -119,11 +119,13 @@ def test_lora_starts_at_the_base_model_and_trains_only_adapters():
     assert not any(n.startswith("mamba_blocks") for n in trainable)
 
 
-def test_pca_buffers_whiten_components():
-    model = _model()
+@pytest.mark.parametrize("whiten", [True, False])
+def test_pca_buffers_scale_components(whiten):
+    model = _model(pca_whiten=whiten)
     mean = torch.arange(12.0)
-    components = torch.eye(12)[:4]
-    model.set_pca(mean, components, torch.tensor([4.0, 1.0, 1.0, 0.25]))
-    x = mean[None, :, None, None] + torch.eye(12)[:, :, None, None].sum(0, keepdim=True)
-    reduced = model.reduce_bands(x.expand(1, 12, 5, 5))[0, :, 0, 0]
-    torch.testing.assert_close(reduced, torch.tensor([0.5, 1.0, 1.0, 2.0]))
+    model.set_pca(mean, torch.eye(12)[:4], torch.tensor([4.0, 1.0, 1.0, 0.25]))
+    x = (mean + 1.0)[None, :, None, None].expand(1, 12, 5, 5)
+    reduced = model.reduce_bands(x)[0, :, 0, 0]
+    # whitened: unit variance per component; else all divided by the first one's sd (2)
+    expected = [0.5, 1.0, 1.0, 2.0] if whiten else [0.5, 0.5, 0.5, 0.5]
+    torch.testing.assert_close(reduced, torch.tensor(expected))
