@@ -1,5 +1,5 @@
 # Quick start (see README.md):
-#   make demo   set up, then run the main job
+#   make demo   set up, then start the dashboard (http://localhost:8501)
 #   make test   set up, then run the whole test suite
 .PHONY: setup demo test lint
 
@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	$(VENV)/bin/domainvit train smoke/quickstart
+	$(VENV)/bin/domainvit dashboard
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -91,7 +91,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    raise UserError("the dashboard has no pages registered yet")
+    import importlib.util
+    import os
+
+    from domainvit.dashboard.launch import MODELS_ENV, streamlit_command
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise UserError("the dashboard needs Streamlit: pip install 'domainvit[dashboard]'")
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port}: expected a port number in 1..65535")
+    env = dict(os.environ)
+    if args.models is not None:
+        if not os.path.isdir(args.models):
+            raise UserError(f"--models {args.models}: not a folder")
+        env[MODELS_ENV] = os.path.abspath(args.models)
+    command = streamlit_command(args.port, args.address)
+    print(f"starting the dashboard on http://{args.address}:{args.port} (Ctrl+C stops it)",
+          file=sys.stderr)
+    # the server takes this process's place, so signals (Ctrl+C, a service manager's
+    # SIGTERM) reach it directly and nothing is left running behind it
+    os.execve(command[0], command, env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,7 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("bench", _cmd_bench, "run registered benchmarks")
     sub.add_argument("names", nargs="*", metavar="NAME")
-    add("dashboard", _cmd_dashboard, "start the Streamlit dashboard")
+    from domainvit.dashboard.launch import DEFAULT_ADDRESS, DEFAULT_PORT
+
+    sub = add("dashboard", _cmd_dashboard,
+              "start the Streamlit dashboard (upload a scan, pick a model, look, download)")
+    sub.add_argument("--port", type=int, default=DEFAULT_PORT,
+                     help=f"port to serve on (default {DEFAULT_PORT})")
+    sub.add_argument("--address", "--host", default=DEFAULT_ADDRESS, metavar="ADDRESS",
+                     help=f"address to serve on (default {DEFAULT_ADDRESS}; 0.0.0.0 serves "
+                          "every network interface)")
+    sub.add_argument("--models", metavar="DIR",
+                     help="a folder of extra checkpoints (*.safetensors with their .json "
+                          "sidecars, searched recursively); default: $DOMAINVIT_MODELS")
     return parser
 
 

@@ -123,7 +123,6 @@ def test_resume_keeps_last_checkpoint_when_config_is_wrong(trained_run, capsys):
 
 @pytest.mark.parametrize("command,message", [
     (["bench"], "no benchmarks are registered"),
-    (["dashboard"], "no pages registered yet"),
 ])
 def test_unfilled_commands_say_so(command, message, capsys):
     assert main(command) == 1

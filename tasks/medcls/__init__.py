@@ -53,6 +53,7 @@ class MedClsTask(Task):
     eval_split = "test"
     monitor = "val/accuracy"
     monitor_mode = "max"
+    dashboard_view = "domainvit.tasks.medcls.view:render"
 
     def build_dataset(self, data_cfg: ClsData, split: str) -> Dataset:
         return MedMNISTDataset(data_cfg, split)

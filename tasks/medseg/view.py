@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 from torch import nn
 
 from domainvit.dashboard import widgets
 from domainvit.dashboard.checkpoints import LoadedModel
+from domainvit.dashboard.uploads import derived_folder
 from domainvit.datasets.medical_io import (
     LABEL_COLOURS,
     MedicalImage,
@@ -94,20 +96,21 @@ def counting_windows(model: nn.Module, report: Callable[[int], None]) -> Iterato
 
 def segment_upload(loaded: LoadedModel, path: Path) -> Segmentation:
     cfg: SegData = loaded.config.data
-    bar = st.progress(0.0, text=f"Reading {path.name} ...")
-    # a 3D model needs one volume; a 2D model takes 2D images and volumes alike
-    image = read_image(path, spatial_dims=3 if cfg.spatial_dims == 3 else None)
-    total = expected_windows(image, cfg)
+    with widgets.progress_bar(f"Reading {path.name} ...") as bar:
+        # a 3D model needs one volume; a 2D model takes 2D images and volumes alike
+        image = read_image(path, spatial_dims=3 if cfg.spatial_dims == 3 else None)
+        total = expected_windows(image, cfg)
 
-    def report(done: int) -> None:
-        bar.progress(min(done / total, 0.99), text=f"Segmenting: window {done} of ~{total}")
+        def report(done: int) -> None:
+            bar.progress(min(done / total, 0.99), text=f"Segmenting: window {done} of ~{total}")
 
-    bar.progress(0.0, text=f"Segmenting: ~{total} windows")
-    with widgets.exclusive(loaded), counting_windows(loaded.model, report), torch.no_grad():
-        labels = segment_scan(loaded.model, image, cfg)
-    bar.progress(1.0, text="Writing the label map ...")
-    label_map = write_label_nifti(labels, image, path.parent / f"{output_stem(path)}.seg.nii.gz")
-    bar.empty()
+        bar.progress(0.0, text=f"Segmenting: ~{total} windows")
+        with widgets.exclusive(loaded), counting_windows(loaded.model, report), \
+                torch.no_grad():
+            labels = segment_scan(loaded.model, image, cfg)
+        bar.progress(1.0, text="Writing the label map ...")
+        label_map = write_label_nifti(
+            labels, image, derived_folder(path) / f"{output_stem(path)}.seg.nii.gz")
     return Segmentation(image, labels, label_map, class_names(cfg))
 
 
@@ -165,11 +168,12 @@ def show(result: Segmentation) -> None:
         axis, index, orientation = None, 0, "as the picture"
         if result.labels.ndim == 3:
             axis_name = st.radio("Axis", list(AXES), horizontal=True, key=f"medseg-axis-{token}")
-            axis, orientation = AXES[axis_name], ORIENTATION[axis_name]
+            axis = AXES[axis_name]
             others = tuple(a for a in range(3) if a != axis)
             labelled = (result.labels > 0).sum(axis=others)
             index = st.slider("Slice", 0, result.labels.shape[axis] - 1,
                               int(np.argmax(labelled)), key=f"medseg-slice-{axis_name}-{token}")
+            orientation = f"{axis_name} slice {index}, {ORIENTATION[axis_name]}"
         opacity = st.slider("Label opacity", 0.0, 1.0, 0.45, 0.05, key=f"medseg-opacity-{token}")
         intensity, labels, pixel_size = _slice(result, axis, index)
         overlay = write_overlay_png(intensity, labels, result.label_map.parent / "view.png",
@@ -179,8 +183,6 @@ def show(result: Segmentation) -> None:
         st.image(_display_png(overlay, pixel_size), caption=f"Labels over the scan: {orientation}")
         widgets.legend(result.names[1:], label_colours(len(result.names) - 1))
     with numbers:
-        import pandas as pd
-
         unit, sizes = region_sizes(result)
         frame = pd.DataFrame({"region": result.names[1:], unit: np.round(sizes, 3)})
         st.markdown("**Regions**")
@@ -198,8 +200,8 @@ def show(result: Segmentation) -> None:
 def render(task: Task) -> None:
     st.title("Medical image segmentation")
     st.caption(task.description)
-    loaded = widgets.model_picker(task)
-    if loaded is None:
+    checkpoint = widgets.model_picker(task)
+    if checkpoint is None:
         return
     path = widgets.uploaded_file(
         "Scan", UPLOAD_TYPES, key="medseg-upload",
@@ -207,6 +209,9 @@ def render(task: Task) -> None:
              "PNG/JPEG picture",
     )
     if path is None:
+        return
+    loaded = widgets.loaded_model(checkpoint)
+    if loaded is None:
         return
     with widgets.showing_user_errors():
         result = widgets.session_result(
