@@ -57,7 +57,12 @@ def _build_vphype(cfg: VPHypeConfig, data: HSIData) -> nn.Module:
 
 
 def fit_pca(model: VPHype, data: HSIData) -> None:
-    """Fit the model's PCA on the training pixels (scikit-learn) and record the band set."""
+    """Fit the model's PCA on the training pixels (scikit-learn) and record the band set.
+
+    With ``model.pca_standardize`` every band is first scaled to unit variance: on raw
+    reflectance the leading components follow brightness (illumination, moisture), and
+    the weak spectral shapes that separate classes (pigment and water depths) fall
+    outside the kept components."""
     from sklearn.decomposition import PCA
 
     spectra = training_spectra(data)
@@ -68,8 +73,13 @@ def fit_pca(model: VPHype, data: HSIData) -> None:
     if len(spectra) <= k:
         raise UserError(f"{len(spectra)} training pixels are too few to fit "
                         f"{k} PCA components; lower model.pca_components")
-    pca = PCA(n_components=k, random_state=0).fit(spectra.astype(np.float64))
-    model.set_pca(pca.mean_, pca.components_, pca.explained_variance_)
+    spectra = spectra.astype(np.float64)
+    mean = spectra.mean(axis=0)
+    std = spectra.std(axis=0) if model.cfg.pca_standardize else np.ones(spectra.shape[1])
+    std = np.where(std > 1e-12, std, 1.0)
+    pca = PCA(n_components=k, random_state=0).fit((spectra - mean) / std)
+    # the per-band standardisation folds into the components: W ((x - m) / s) = (W / s)(x - m)
+    model.set_pca(mean, pca.components_ / std[None, :], pca.explained_variance_)
     wavelengths = load_scene(data).wavelengths
     if wavelengths is not None:
         model.wavelengths.copy_(torch.as_tensor(wavelengths, dtype=torch.float32))
@@ -117,6 +127,7 @@ class HSITask(Task):
     eval_batch_size = 256
     monitor = "val/oa"
     monitor_mode = "max"
+    dashboard_view = "domainvit.tasks.hsi.view:render"
 
     def build_dataset(self, data_cfg: HSIData, split: str) -> Dataset:
         return PixelPatches(data_cfg, split)
@@ -130,9 +141,26 @@ class HSITask(Task):
             prompts = [class_prompt(c.name, c.description) for c in cfg.data.classes]
             model.set_text_embeddings(encode_class_prompts(prompts))
 
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # training batches carry the config's data.mixup (the Beta parameter) when it is set
+        if not (model.training and "mix_alpha" in batch):
+            return model(batch["input"])
+        alpha = float(batch["mix_alpha"][0])
+        # mixup (Zhang et al., 2018): convex combinations of training patches and of their
+        # labels, a strong regulariser when only a few hundred pixels are labelled
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        order = torch.randperm(batch["input"].shape[0], device=batch["input"].device)
+        batch["mix"] = (order, lam)
+        return model(lam * batch["input"] + (1 - lam) * batch["input"][order])
+
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # label smoothing as in LoLA-SpecViT
-        return F.cross_entropy(outputs, batch["target"], label_smoothing=0.1)
+        target = batch["target"]
+        if "mix" in batch:
+            order, lam = batch["mix"]
+            return (lam * F.cross_entropy(outputs, target, label_smoothing=0.1)
+                    + (1 - lam) * F.cross_entropy(outputs, target[order], label_smoothing=0.1))
+        return F.cross_entropy(outputs, target, label_smoothing=0.1)
 
     def build_metrics(self, data_cfg: HSIData, during_training: bool = False) -> Any:
         return HSIMetrics(data_cfg.class_names)

@@ -73,6 +73,12 @@ class HSIData(StrictModel):
     #: training samples per epoch (None: every training pixel once)
     samples_per_epoch: int | None = Field(None, gt=0)
     augment: bool = True
+    #: training augmentation: sd of Gaussian noise added to the reflectance of every pixel
+    #: (makes the model lean on spatial context, as real sensor noise rewards)
+    noise_std: float = Field(0.0, ge=0)
+    #: training augmentation: mixup of patches and labels with Beta(mixup, mixup) weights
+    #: (0: off)
+    mixup: float = Field(0.0, ge=0)
     # prediction
     tile_size: int = Field(256, ge=16)
     predict_batch_size: int = Field(512, gt=0)
@@ -213,7 +219,8 @@ def split_pixels(scene: Scene, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 class PixelPatches(Dataset):
     """``{"input": [bands, P, P] reflectance, "target": class index}`` per labelled pixel
-    of a split; training patches are randomly flipped/rotated and brightness-scaled."""
+    of a split; training patches are randomly flipped/rotated, brightness-scaled and
+    (``noise_std``) noised."""
 
     def __init__(self, data: HSIData, split: str) -> None:
         scene = load_scene(data)
@@ -234,6 +241,8 @@ class PixelPatches(Dataset):
                             f"patch radius {r}")
         self.train = split == "train"
         self.augment = data.augment and self.train
+        self.noise_std = data.noise_std
+        self.mixup = data.mixup if data.augment else 0.0
         self.length = (data.samples_per_epoch or len(self.rows)) if self.train else len(self.rows)
 
     def __len__(self) -> int:
@@ -248,8 +257,13 @@ class PixelPatches(Dataset):
             if torch.rand(()) < 0.5:
                 patch = patch.flip(2)
             patch = patch * (0.9 + 0.2 * torch.rand(()))
-        return {"input": patch.contiguous(),
-                "target": torch.tensor(int(self.targets[index]), dtype=torch.long)}
+            if self.noise_std:
+                patch = patch + self.noise_std * torch.randn_like(patch)
+        sample = {"input": patch.contiguous(),
+                  "target": torch.tensor(int(self.targets[index]), dtype=torch.long)}
+        if self.train and self.mixup:
+            sample["mix_alpha"] = torch.tensor(self.mixup)
+        return sample
 
 
 def training_spectra(data: HSIData) -> np.ndarray:

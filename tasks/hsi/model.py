@@ -253,6 +253,8 @@ class VPHypeConfig(StrictModel):
     #: number of input bands (the checkpoint refuses rasters with another band set)
     in_bands: int = Field(gt=0)
     pca_components: int = Field(15, gt=0)
+    #: standardise every band (training-pixel mean and sd) before the PCA
+    pca_standardize: bool = True
     #: scale every PCA component to unit variance (else: keep their relative variances)
     pca_whiten: bool = False
     conv_channels: list[int] = Field(default_factory=lambda: [8, 16], min_length=1)

@@ -1,4 +1,4 @@
-"""Every config shipped with the medical tasks validates, and the GPU-scale models build
+"""Every config shipped with the medical and hyperspectral tasks validates, and the GPU-scale models build
 and run on a slice of their ROI size."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from domainvit.config import load_config
 from domainvit.engine import build_model
 from domainvit.registry import get_task
 
-MEDICAL = ("medseg", "medcls")
+MEDICAL = ("medseg", "medcls", "hsi")
 
 
 @pytest.mark.parametrize("task", MEDICAL)
@@ -30,3 +30,12 @@ def test_paper_scale_segmentation_models_build_for_nine_classes(name):
     with torch.no_grad():
         logits = model(torch.randn(1, 1, *cfg.data.roi_size))
     assert logits.shape == (1, 9, *cfg.data.roi_size)
+
+
+def test_paper_scale_hyperspectral_model_builds_for_salinas():
+    cfg = load_config("hsi/salinas")
+    model = build_model(get_task("hsi"), cfg).eval()
+    p = cfg.data.patch_size
+    with torch.no_grad():
+        logits = model(torch.rand(2, cfg.model.in_bands, p, p))
+    assert logits.shape == (2, len(cfg.data.classes)) and torch.isfinite(logits).all()
