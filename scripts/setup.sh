@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # System packages: libusb for open3d (lidar I/O); mricron-data for the real brain scans and
 # atlases (Colin27, AAL) the medical sample benchmarks are built from; python3-spectral for
-# the real AVIRIS band set and laboratory spectra the hyperspectral benchmark is built from.
-APT_PACKAGES=(libusb-1.0-0 mricron-data python3-spectral)
+# the real AVIRIS band set and laboratory spectra the hyperspectral benchmark is built from;
+# chromium, the browser the dashboard's end-to-end tests drive through Playwright (which
+# then downloads no browser of its own).
+APT_PACKAGES=(libusb-1.0-0 mricron-data python3-spectral chromium)
 PYTHON=${PYTHON:-python3}
 VENV=.venv
 

@@ -167,12 +167,13 @@ def page_errors(page) -> list[str]:
 
 
 def settle(page) -> None:
-    """Wait for every image to be loaded, and drop the keyboard focus (a focused widget is
-    drawn with a highlighted border)."""
+    """Wait for every image to be loaded and every placeholder to be filled, and drop the
+    keyboard focus and the mouse (a focused widget is drawn with a highlighted border)."""
     page.wait_for_function(
-        "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        "() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')")
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    page.mouse.move(0, 0)
+    page.mouse.move(VIEWPORT["width"] - 20, VIEWPORT["height"] // 2)  # the main area's margin
     page.wait_for_timeout(500)  # charts and tables draw after their data arrives
 
 
@@ -187,6 +188,22 @@ def fit_to_content(page, max_height: int = 1600) -> None:
 
 
 # --- pictures ------------------------------------------------------------------------------
+
+
+def write_brain_png(path: Path) -> Path:
+    """A 64-pixel axial slice of the Colin27 MRI (mricron-data) at 2 mm, anterior up, as
+    an 8-bit PNG: a sample image for the medcls page."""
+    import nibabel as nib
+    import numpy as np
+    from PIL import Image
+
+    from domainvit.datasets.brain import MRICRON_TEMPLATES
+
+    scan = nib.load(MRICRON_TEMPLATES / "ch2.nii.gz")
+    axial = np.rot90(np.asarray(scan.dataobj)[::2, ::2, 40].astype(float))[20:84, 10:74]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(axial / axial.max() * 255).astype(np.uint8)).save(path, "PNG")
+    return path
 
 
 def save_png(data: bytes, path: Path, max_bytes: int = 400_000) -> Path:

@@ -1,5 +1,5 @@
-"""Every config shipped with the medical and hyperspectral tasks validates, and the GPU-scale models build
-and run on a slice of their ROI size."""
+"""Every config shipped with the medical and hyperspectral tasks validates, and the
+GPU-scale models build and run on inputs of their working size."""
 
 from __future__ import annotations
 
