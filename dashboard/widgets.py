@@ -195,6 +195,29 @@ def session_result(slot: str, key: tuple, compute: Callable[[], T]) -> T:
     return stored[1]
 
 
+def task_page(task: Task, title: str, upload_label: str, types: Sequence[str], key: str,
+              help: str, predict: Callable[[LoadedModel, Path], T],
+              show: Callable[[T, LoadedModel], None]) -> None:
+    """The shape every task page shares: title, model picker, upload, then
+    ``predict(model, upload)`` once per model and upload (kept in the session) and
+    ``show(result, model)``, with the readers' errors shown as messages."""
+    st.title(title)
+    st.caption(task.description)
+    checkpoint = model_picker(task)
+    if checkpoint is None:
+        return
+    path = uploaded_file(upload_label, types, key=f"{key}-upload", help=help)
+    if path is None:
+        return
+    loaded = loaded_model(checkpoint)
+    if loaded is None:
+        return
+    with showing_user_errors():
+        result = session_result(f"{key}-result", (loaded.checkpoint.key, str(path)),
+                                lambda: predict(loaded, path))
+        show(result, loaded)
+
+
 def legend(names: Sequence[str], colours: Sequence[Sequence[int]]) -> None:
     """Names with their colour swatches, in one wrapped row."""
     items = "".join(

@@ -197,23 +197,8 @@ def show(result: ClassMap, data: HSIData) -> None:
 
 
 def render(task: Task) -> None:
-    st.title("Hyperspectral classification")
-    st.caption(task.description)
-    checkpoint = widgets.model_picker(task)
-    if checkpoint is None:
-        return
-    path = widgets.uploaded_file(
-        "Raster", UPLOAD_TYPES, key="hsi-upload",
-        help="GeoTIFF, an ENVI raster as a .zip of its .hdr and data file, or a .npy/.mat "
-             "cube (height x width x bands)",
-    )
-    if path is None:
-        return
-    loaded = widgets.loaded_model(checkpoint)
-    if loaded is None:
-        return
-    with widgets.showing_user_errors():
-        result = widgets.session_result(
-            "hsi-result", (loaded.checkpoint.key, str(path)),
-            lambda: classify_upload(loaded, path))
-        show(result, loaded.config.data)
+    widgets.task_page(
+        task, "Hyperspectral classification", "Raster", UPLOAD_TYPES, key="hsi",
+        help=("GeoTIFF, an ENVI raster as a .zip of its .hdr and data file, or a .npy/.mat "
+              "cube (height x width x bands)"),
+        predict=classify_upload, show=lambda result, loaded: show(result, loaded.config.data))

@@ -140,22 +140,7 @@ def show(result: Classification) -> None:
 
 
 def render(task: Task) -> None:
-    st.title("Medical image classification")
-    st.caption(task.description)
-    checkpoint = widgets.model_picker(task)
-    if checkpoint is None:
-        return
-    path = widgets.uploaded_file(
-        "Image", UPLOAD_TYPES, key="medcls-upload",
+    widgets.task_page(
+        task, "Medical image classification", "Image", UPLOAD_TYPES, key="medcls",
         help="PNG/JPEG, a DICOM file (.dcm) or a NIfTI slice (.nii, .nii.gz)",
-    )
-    if path is None:
-        return
-    loaded = widgets.loaded_model(checkpoint)
-    if loaded is None:
-        return
-    with widgets.showing_user_errors():
-        result = widgets.session_result(
-            "medcls-result", (loaded.checkpoint.key, str(path)),
-            lambda: classify_upload(loaded, path))
-        show(result)
+        predict=classify_upload, show=lambda result, _: show(result))

@@ -198,23 +198,8 @@ def show(result: Segmentation) -> None:
 
 
 def render(task: Task) -> None:
-    st.title("Medical image segmentation")
-    st.caption(task.description)
-    checkpoint = widgets.model_picker(task)
-    if checkpoint is None:
-        return
-    path = widgets.uploaded_file(
-        "Scan", UPLOAD_TYPES, key="medseg-upload",
-        help="NIfTI (.nii, .nii.gz), a DICOM file (.dcm), a DICOM series as a .zip, or a "
-             "PNG/JPEG picture",
-    )
-    if path is None:
-        return
-    loaded = widgets.loaded_model(checkpoint)
-    if loaded is None:
-        return
-    with widgets.showing_user_errors():
-        result = widgets.session_result(
-            "medseg-result", (loaded.checkpoint.key, str(path)),
-            lambda: segment_upload(loaded, path))
-        show(result)
+    widgets.task_page(
+        task, "Medical image segmentation", "Scan", UPLOAD_TYPES, key="medseg",
+        help=("NIfTI (.nii, .nii.gz), a DICOM file (.dcm), a DICOM series as a .zip, or a "
+              "PNG/JPEG picture"),
+        predict=segment_upload, show=lambda result, _: show(result))
