@@ -131,7 +131,7 @@ class Scene:
     path: Path
 
 
-def read_label_map(path: Path, data: HSIData, what: str) -> np.ndarray:
+def read_label_map(path: Path, what: str) -> np.ndarray:
     """A 2D integer map from a GeoTIFF (band 1), ``.npy`` or ``.mat`` file."""
     if not path.is_file():
         raise UserError(f"{what} map not found: {path}")
@@ -173,7 +173,7 @@ def _load_scene(folder: Path, data_json: str) -> Scene:
                      key=data.mat_key) as src:
         cube, valid = src.read()
         wavelengths = src.info.wavelengths
-    labels = read_label_map(folder / data.labels, data, "label")
+    labels = read_label_map(folder / data.labels, "label")
     if labels.shape != cube.shape[1:]:
         raise UserError(f"label map {folder / data.labels} is {list(labels.shape)} but the "
                         f"image is {list(cube.shape[1:])}")
@@ -183,7 +183,7 @@ def _load_scene(folder: Path, data_json: str) -> Scene:
                         f"but data.classes lists {k} classes (labels 1..{k}, 0 unlabelled)")
     labels[~valid] = 0
     if data.split is not None and data.train_fraction is None:
-        split = read_label_map(folder / data.split, data, "split")
+        split = read_label_map(folder / data.split, "split")
         if split.shape != labels.shape:
             raise UserError(f"split map {folder / data.split} is {list(split.shape)} but the "
                             f"image is {list(labels.shape)}")

@@ -220,10 +220,6 @@ class LoRALinear(nn.Module):
         nn.init.kaiming_uniform_(self.down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.up.weight)
 
-    @property
-    def weight(self) -> torch.Tensor:  # read by code that inspects the projection
-        return self.base.weight
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + self.scale * self.up(self.down(x))
 

@@ -60,16 +60,11 @@ def classify_tile(model: nn.Module, cube: np.ndarray, margin: int, batch_size: i
     p = 2 * margin + 1
     reduced = model.reduce_bands(torch.from_numpy(cube).to(device)[None])[0]
     windows = reduced.unfold(1, p, 1).unfold(2, p, 1)  # [k, h, w, p, p], a view
-    k, h, w = windows.shape[:3]
-    flat = windows.permute(1, 2, 0, 3, 4).reshape(h * w, k, p, p) if h * w <= batch_size \
-        else None
+    h, w = windows.shape[1:3]
     out = []
     for start in range(0, h * w, batch_size):
-        if flat is not None:
-            batch = flat
-        else:
-            idx = torch.arange(start, min(start + batch_size, h * w), device=device)
-            batch = windows[:, idx // w, idx % w].permute(1, 0, 2, 3)
+        idx = torch.arange(start, min(start + batch_size, h * w), device=device)
+        batch = windows[:, idx // w, idx % w].permute(1, 0, 2, 3)
         out.append(torch.softmax(model.forward_reduced(batch.contiguous()).float(), dim=1))
     return torch.cat(out).T.reshape(-1, h, w)
 
