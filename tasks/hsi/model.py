@@ -26,7 +26,8 @@ cube ``[B, bands, P, P]``:
 
 The selective scan is our own PyTorch code (no Mamba package runs on CPUs): a
 log-depth parallel (Hillis-Steele) scan inside chunks, chunk states carried forward,
-tested against a plain sequential recurrence.
+tested against a plain sequential recurrence. CPU inference evaluates the same
+recurrence in Mamba's recurrent order, one step at a time, which moves less memory.
 """
 
 from __future__ import annotations
@@ -88,18 +89,46 @@ def linear_recurrence(decay: torch.Tensor, inputs: torch.Tensor,
     return torch.cat(outputs, dim=1), state
 
 
+def linear_recurrence_steps(decay: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """All states of the recurrence of :func:`linear_recurrence` (``h[-1] = 0``), one
+    time step at a time, each step vectorised over everything else.
+
+    This is Mamba's recurrent mode. It reads and writes every state once, where the
+    parallel scan makes ``log2(chunk)`` passes with copies, so on a CPU without autograd
+    (inference) it is the faster order (about 4x on VP-Hype's 53-token sequences); the
+    parallel scan stays the order for training and GPUs.
+    """
+    state = inputs[:, 0]
+    states = [state]
+    for t in range(1, decay.shape[1]):
+        state = torch.addcmul(inputs[:, t], decay[:, t], state)
+        states.append(state)
+    return torch.stack(states, dim=1)
+
+
 def selective_scan(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                    C: torch.Tensor, D: torch.Tensor | None = None,
-                   chunk_size: int | None = 16) -> torch.Tensor:
+                   chunk_size: int | None = 16, recurrent: bool | None = None) -> torch.Tensor:
     """The selective scan of Mamba (S6): ``u, delta [b, l, e]``, ``A [e, n]``,
     ``B, C [b, l, n]``, ``D [e]``; returns ``y [b, l, e]`` with
 
     ``h[t] = exp(delta[t] A) h[t-1] + delta[t] B[t] u[t]``, ``y[t] = C[t] . h[t] + D u[t]``
     (zero-order hold for A, Euler for B, as in Gu and Dao 2023).
+
+    ``recurrent`` picks the evaluation order: the chunked parallel scan
+    (:func:`linear_recurrence`) or one step at a time (:func:`linear_recurrence_steps`);
+    ``None`` takes the steps on a CPU when no gradient is recorded (inference), else the
+    parallel scan. Both give the same states.
     """
+    if recurrent is None:
+        recurrent = u.device.type == "cpu" and not (
+            torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C)))
     decay = torch.exp(delta.unsqueeze(-1) * A)
     inputs = (delta * u).unsqueeze(-1) * B.unsqueeze(2)
-    states, _ = linear_recurrence(decay, inputs, chunk_size=chunk_size)
+    if recurrent:
+        states = linear_recurrence_steps(decay, inputs)
+    else:
+        states, _ = linear_recurrence(decay, inputs, chunk_size=chunk_size)
     y = torch.einsum("blen,bln->ble", states, C)
     return y if D is None else y + u * D
 

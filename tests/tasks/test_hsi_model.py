@@ -23,10 +23,12 @@ def _scan_inputs(b=2, length=23, e=5, n=3, seed=0):
             torch.randn(b, length, n, **kw), torch.randn(e, **kw))
 
 
-@pytest.mark.parametrize("chunk", [None, 1, 4, 7, 64])
-def test_selective_scan_matches_the_sequential_recurrence(chunk):
+@pytest.mark.parametrize(("chunk", "recurrent"),
+                         [(None, False), (1, False), (4, False), (7, False), (64, False),
+                          (None, True)])
+def test_selective_scan_matches_the_sequential_recurrence(chunk, recurrent):
     args = [t.requires_grad_() for t in _scan_inputs()]
-    fast = selective_scan(*args, chunk_size=chunk)
+    fast = selective_scan(*args, chunk_size=chunk, recurrent=recurrent)
     slow = selective_scan_reference(*args)
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-10)
     weights = torch.randn_like(fast)
@@ -49,9 +51,27 @@ def test_linear_recurrence_carries_the_initial_state_and_returns_the_last():
     torch.testing.assert_close(last, h)
 
 
-def test_scan_is_stable_for_strong_decays():
+def test_scan_takes_the_recurrent_order_for_cpu_inference_only(monkeypatch):
+    from domainvit.tasks.hsi import model as vphype
+
+    orders = []
+    steps, parallel = vphype.linear_recurrence_steps, vphype.linear_recurrence
+    monkeypatch.setattr(vphype, "linear_recurrence_steps",
+                        lambda *a: orders.append("steps") or steps(*a))
+    monkeypatch.setattr(vphype, "linear_recurrence",
+                        lambda *a, **k: orders.append("parallel") or parallel(*a, **k))
+    args = _scan_inputs()
+    with torch.inference_mode():
+        inferred = selective_scan(*args)
+    trained = selective_scan(*[t.clone().requires_grad_() for t in args])
+    assert orders == ["steps", "parallel"]
+    torch.testing.assert_close(inferred, trained.detach(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_scan_is_stable_for_strong_decays(recurrent):
     u, delta, A, B, C, D = _scan_inputs(length=200)
-    out = selective_scan(u, delta * 50, A * 20, B, C, D, chunk_size=16)
+    out = selective_scan(u, delta * 50, A * 20, B, C, D, chunk_size=16, recurrent=recurrent)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out, selective_scan_reference(u, delta * 50, A * 20, B, C, D))
 
