@@ -9,11 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from domainvit.cli import main
 from domainvit.dashboard.launch import MAX_UPLOAD_MB, SERVER_OPTIONS, streamlit_command
