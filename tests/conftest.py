@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,8 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Every test (and every subprocess it starts) builds sample data into a private cache.
-os.environ["DOMAINVIT_DATA"] = tempfile.mkdtemp(prefix="domainvit-test-data-")
+# Every test (and every subprocess it starts) builds sample data into a private cache,
+# removed when the session ends.
+TEST_DATA = tempfile.mkdtemp(prefix="domainvit-test-data-")
+os.environ["DOMAINVIT_DATA"] = TEST_DATA
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(TEST_DATA, ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
