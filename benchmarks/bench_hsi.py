@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -74,23 +75,36 @@ def throughput(config: str, checkpoint: str, raster: str) -> dict[str, float]:
         start = time.perf_counter()
         predict(config, checkpoint, [raster], out)
         seconds = time.perf_counter() - start
-    return {"raster": Path(raster).name, "pixels": pixels, "seconds": round(seconds, 1),
-            "pixels_per_second": round(pixels / seconds, 1)}
+    path = Path(raster)
+    return {"raster": f"{path.parent.name}/{path.name}", "pixels": pixels,
+            "seconds": round(seconds, 1), "pixels_per_second": round(pixels / seconds, 1)}
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
 
 
 def markdown(record: dict) -> str:
-    lines = [f"# {record['benchmark']}", ""]
+    lines = [f"# {record['benchmark']}"]
     if record["results"]:
-        lines += ["| model | OA | AA | kappa |", "|---|---|---|---|"]
-    for name, r in record["results"].items():
-        lines.append(f"| {name} | {r['oa']:.3f} | {r['aa']:.3f} | {r['kappa']:.3f} |")
+        lines += ["", "| model | OA | AA | kappa |", "|---|---|---|---|"]
+        lines += [f"| {name} | {r['oa']:.3f} | {r['aa']:.3f} | {r['kappa']:.3f} |"
+                  for name, r in record["results"].items()]
     if record["throughput"]:
         lines += ["", "| model | raster | pixels | seconds | pixels/s |", "|---|---|---|---|---|"]
-        for name, r in record["throughput"].items():
-            lines.append(f"| {name} | {r['raster']} | {r['pixels']} | {r['seconds']} | "
-                         f"{r['pixels_per_second']} |")
+        lines += [f"| {name} | {r['raster']} | {r['pixels']} | {r['seconds']} | "
+                  f"{r['pixels_per_second']} |" for name, r in record["throughput"].items()]
     m = record["machine"]
-    lines += ["", f"CPU threads: {m['threads']}, torch {m['torch']}, {m['platform']}", ""]
+    machine = f"CPU threads: {m['threads']}, torch {m['torch']}, {m['platform']}"
+    if "cpu" in m:
+        machine = (f"CPU: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, "
+                   f"{m['platform']}; 1-min load average {m['load_average_before']} before, "
+                   f"{m['load_average_after']} after")
+    lines += ["", machine, ""]
     return "\n".join(lines)
 
 
@@ -102,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/hsi_parcels.json"))
     args = parser.parse_args(argv)
     load_tasks()
+    load_before = os.getloadavg()[0]
     results = {}
     for spec in args.models:
         config, _, checkpoint = spec.partition("=")
@@ -115,10 +130,15 @@ def main(argv: list[str] | None = None) -> int:
         config, checkpoint, raster = spec.split("=")
         speeds[config] = throughput(config, checkpoint, raster)
         print(f"{config}: {speeds[config]}", file=sys.stderr)
+    load = os.getloadavg()[0]
     record = {
-        "benchmark": "hsi-parcels: test blocks (spatially disjoint), trained on 2% of labels",
+        "benchmark": ("hsi-parcels: test blocks (spatially disjoint), trained on 2% of labels"
+                      if results else "hsi: full-scene inference (domainvit predict, raster "
+                      "to GeoTIFF class map)"),
         "machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
-                    "python": platform.python_version(), "platform": platform.platform()},
+                    "python": platform.python_version(), "platform": platform.platform(),
+                    "cpu": cpu_name(), "load_average_before": round(load_before, 2),
+                    "load_average_after": round(load, 2)},
         "results": results, "throughput": speeds,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
