@@ -165,11 +165,12 @@ def load_model(checkpoint: Checkpoint) -> LoadedModel:
     import torch
 
     from domainvit.config import validate_config
-    from domainvit.engine import build_model, load_inference_weights
+    from domainvit.engine import build_model, inference_config, load_inference_weights
     from domainvit.registry import get_task
 
     source = str(checkpoint.path.with_suffix(".json").name)
-    cfg = validate_config(dict(checkpoint.meta["config"]), source)
+    cfg = inference_config(validate_config(dict(checkpoint.meta["config"]), source),
+                           checkpoint.meta)
     model = build_model(get_task(cfg.task), cfg)
     load_inference_weights(model, cfg, checkpoint.path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

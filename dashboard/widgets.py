@@ -76,7 +76,9 @@ def _loading_message(checkpoint: Checkpoint) -> str:
     data = checkpoint.meta["config"].get("data") or {}
     dataset = data.get("dataset")
     own_data = any(data.get(key) for key in ("root", "npz"))
-    if dataset and not own_data and not is_prepared(dataset):
+    # checkpoints with ``data_info`` build their model without reading any data
+    if dataset and not own_data and "data_info" not in checkpoint.meta \
+            and not is_prepared(dataset):
         message += (f" The model's config refers to the sample dataset {dataset}, which is "
                     "not prepared here; if the model needs it (e.g. for its class names), "
                     "it is built first, once (a minute or two on a laptop CPU).")

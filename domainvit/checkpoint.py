@@ -76,13 +76,22 @@ def sidecar_path(path: Path) -> Path:
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`; errors say what is wrong."""
-    path = Path(path)
+    return _read(Path(path), with_tensors=True)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The metadata of a checkpoint, read from its header without loading the tensors."""
+    return _read(Path(path), with_tensors=False)[1]
+
+
+def _read(path: Path, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         with safe_open(str(path), framework="pt") as handle:
             header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+            tensors = ({name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+                       if with_tensors else {})
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint {path} is corrupted or not a safetensors file ({exc})"

@@ -133,6 +133,20 @@ def checkpoint_meta(cfg: RunConfigBase, kind: str, **fields: Any) -> dict[str, A
     }
 
 
+def inference_config(cfg: RunConfigBase, meta: dict[str, Any]) -> RunConfigBase:
+    """``cfg`` with the data facts a checkpoint recorded (``data_info``, see
+    :meth:`Task.data_info`) filled into the ``data:`` fields the config leaves unset, so
+    that building the model reads no training data."""
+    info = meta.get("data_info") or {}
+    data = cfg.data
+    fields = type(data).model_fields
+    unset = {k: v for k, v in info.items() if k in fields and getattr(data, k) is None}
+    if not unset:
+        return cfg
+    pinned = type(data).model_validate({**data.model_dump(), **unset})
+    return cfg.model_copy(update={"data": pinned})
+
+
 def load_inference_weights(model: nn.Module, cfg: RunConfigBase, path: Path) -> dict[str, Any]:
     """Load the weights to predict with (EMA weights when the checkpoint has them)."""
     path = ckpt.resolve_checkpoint(Path(path))
@@ -280,6 +294,7 @@ class Trainer:
         model = build_model(self.task, cfg)
         if not resume:
             self.task.init_model(model, cfg)
+        self.data_info = self.task.data_info(cfg.data)
         model = model.to(self.device)
         self.ema = (
             AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.tcfg.ema.decay),
@@ -332,14 +347,14 @@ class Trainer:
         tensors.update(rng_tensors)
         meta = checkpoint_meta(
             self.cfg, "train_state", state=vars(self.state), trainer=skeleton,
-            world_size=self.info.world_size,
+            world_size=self.info.world_size, data_info=self.data_info,
         )
         ckpt.save_checkpoint(self.last_path, tensors, meta)
 
     def _save_best(self, metrics: dict[str, float]) -> None:
         weights = (self.ema.module if self.ema is not None else unwrap(self.model)).state_dict()
         meta = checkpoint_meta(self.cfg, "weights", epoch=self.state.epoch,
-                               step=self.state.step, metrics=metrics)
+                               step=self.state.step, metrics=metrics, data_info=self.data_info)
         ckpt.save_checkpoint(self.best_path, ckpt.prefixed("model", weights), meta)
 
     def _restore(self, path: Path) -> None:
@@ -621,6 +636,7 @@ def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,
     cfg = load_config(config, list(overrides))
     task = get_task(cfg.task)
     device, info = setup_device(cfg.train.device)
+    cfg = inference_config(cfg, ckpt.read_meta(ckpt.resolve_checkpoint(Path(checkpoint))))
     model = build_model(task, cfg).to(device)
     load_inference_weights(model, cfg, Path(checkpoint))
     model.eval()

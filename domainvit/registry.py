@@ -74,6 +74,15 @@ class Task:
         PCA fitted on the training data, or weights to fine-tune from); ``cfg`` is the
         whole run config. Not called when a run resumes: the checkpoint has that state."""
 
+    def data_info(self, data_cfg: Any) -> dict[str, Any]:
+        """Values of ``data:`` fields that the model and its outputs take from the data
+        when the config leaves them unset (class names, channels, image size).
+
+        Every checkpoint records them, and prediction from a checkpoint fills them into
+        its config, so predicting never needs the training data. Default: none.
+        """
+        return {}
+
     def build_metrics(self, data_cfg: Any, during_training: bool = False) -> Any:
         """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics).
 

@@ -216,3 +216,30 @@ def test_schedule_warmup_then_cosine_to_floor():
 def test_step_schedule_decays_every_step_size():
     cfg = ScheduleConfig(name="step", step_size=5, gamma=0.5)
     assert [lr_factor(cfg, s, 100) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_inference_config_fills_only_the_data_fields_a_config_leaves_unset():
+    from domainvit.config import validate_config
+    from domainvit.engine import inference_config
+    from domainvit.registry import load_tasks
+
+    load_tasks()
+    cfg = validate_config({"task": "medcls", "model": {"name": "medvitv2", "variant": "micro"},
+                           "data": {"npz": "scans.npz", "image_size": 32}}, "test config")
+    meta = {"data_info": {"class_names": ["a", "b"], "image_size": 28, "in_chans": 3,
+                          "not_a_field": 1}}
+    pinned = inference_config(cfg, meta)
+    assert pinned.data.class_names == ["a", "b"] and pinned.data.in_chans == 3
+    assert pinned.data.image_size == 32  # set by the config: the config wins
+    assert cfg.data.class_names is None  # the given config is not changed
+    assert inference_config(cfg, {}) is cfg
+    with pytest.raises(ValueError, match="in_chans"):
+        inference_config(cfg, {"data_info": {"in_chans": 2}})
+
+
+def test_checkpoints_record_the_tasks_data_info(smoke_config: Path, tmp_path: Path):
+    train(str(smoke_config), [f"run_dir={tmp_path / 'run'}"])
+    for name in ("best", "last"):
+        meta = ckpt.read_meta(tmp_path / "run" / "checkpoints" / f"{name}.safetensors")
+        assert meta["data_info"] == {}  # the smoke task takes nothing from its data
+        assert meta["task"] == "smoke"

@@ -61,6 +61,10 @@ class MedClsTask(Task):
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(outputs, batch["target"])
 
+    def data_info(self, data_cfg: ClsData) -> dict[str, Any]:
+        info = dataset_info(data_cfg)
+        return {key: info[key] for key in ("class_names", "image_size", "in_chans")}
+
     def build_metrics(self, data_cfg: ClsData, during_training: bool = False) -> Any:
         return ClassificationMetrics(dataset_info(data_cfg)["num_classes"])
 

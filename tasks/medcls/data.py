@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -53,6 +54,9 @@ class ClsData(StrictModel):
     class_names: list[str] | None = None
     #: resize images to this size (None: as stored)
     image_size: int | None = Field(None, ge=8, le=1024)
+    #: image channels, 1 (grey) or 3 (RGB) (None: as stored). Checkpoints record the
+    #: class names, size and channels, so predicting with one never reads the data.
+    in_chans: Literal[1, 3] | None = None
     augment: ClsAugment = ClsAugment()
     #: a corruption applied to every evaluated split (robustness evaluation)
     corruption: str | None = None
@@ -117,7 +121,12 @@ def load_split(cfg: ClsData, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def dataset_info(cfg: ClsData) -> dict[str, object]:
-    """Classes, channels and image size of the configured data (from the train split)."""
+    """Classes, channels and image size of the configured data: from the config when it
+    sets all three (a checkpoint's config, see :meth:`MedClsTask.data_info`), else from
+    the train split."""
+    if cfg.class_names is not None and cfg.image_size is not None and cfg.in_chans is not None:
+        return {"class_names": list(cfg.class_names), "num_classes": len(cfg.class_names),
+                "in_chans": cfg.in_chans, "image_size": cfg.image_size}
     images, labels = load_split(cfg, "train")
     names = cfg.class_names
     if names is None and cfg.npz is None:
@@ -129,8 +138,17 @@ def dataset_info(cfg: ClsData) -> dict[str, object]:
         raise UserError(f"labels go up to {labels.max()} but {num_classes} class names are given")
     names = list(names) if names else [f"class_{i}" for i in range(num_classes)]
     return {"class_names": names, "num_classes": num_classes,
-            "in_chans": 3 if images.ndim == 4 and images.shape[-1] == 3 else 1,
+            "in_chans": stored_channels(cfg, images),
             "image_size": cfg.image_size or int(images.shape[1])}
+
+
+def stored_channels(cfg: ClsData, images: np.ndarray) -> int:
+    """1 or 3: the channels of ``images``; an error when ``data.in_chans`` says otherwise."""
+    channels = 3 if images.ndim == 4 and images.shape[-1] == 3 else 1
+    if cfg.in_chans is not None and cfg.in_chans != channels:
+        raise UserError(f"data.in_chans is {cfg.in_chans} but the images have {channels} "
+                        "channel(s)")
+    return channels
 
 
 def to_tensor(images: np.ndarray, image_size: int | None = None) -> torch.Tensor:
@@ -147,6 +165,10 @@ def to_tensor(images: np.ndarray, image_size: int | None = None) -> torch.Tensor
 class MedMNISTDataset(Dataset):
     def __init__(self, cfg: ClsData, split: str) -> None:
         images, labels = load_split(cfg, split)
+        stored_channels(cfg, images)
+        if cfg.class_names is not None and len(labels) and labels.max() >= len(cfg.class_names):
+            raise UserError(f"{split} labels go up to {labels.max()} but "
+                            f"{len(cfg.class_names)} class names are given")
         if split != "train" and cfg.corruption is not None:
             images = corrupt(images, cfg.corruption, cfg.severity, seed=0)
         self.images = to_tensor(images, cfg.image_size)

@@ -91,6 +91,9 @@ class MedSegTask(Task):
             outputs = [outputs]
         return self._loss(list(outputs), target)
 
+    def data_info(self, data_cfg: SegData) -> dict[str, Any]:
+        return {"class_names": class_names(data_cfg)}
+
     def build_metrics(self, data_cfg: SegData, during_training: bool = False) -> Any:
         # the 95% Hausdorff distance takes seconds per volume: final evaluations only
         return SegmentationMetrics(class_names(data_cfg), data_cfg.spacing,

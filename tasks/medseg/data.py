@@ -54,6 +54,9 @@ class SegData(StrictModel):
     label_suffix: str = "_lobes.nii.gz"
     #: classes including background; read from ``classes.json`` when unset
     num_classes: int | None = Field(None, ge=2)
+    #: class names, background first (default: from ``classes.json``, else numbered).
+    #: Checkpoints record them, so predicting with one never reads the data.
+    class_names: list[str] | None = Field(None, min_length=2)
     #: 3 for volumetric models, 2 for slice-wise models
     spatial_dims: Literal[2, 3] = 3
     #: voxel size the model works at (mm, RAS order)
@@ -90,7 +93,13 @@ def dataset_root(cfg: SegData) -> Path:
 
 
 def class_names(cfg: SegData) -> list[str]:
-    """The class names (background first), from ``classes.json`` or numbered."""
+    """The class names (background first): ``data.class_names``, else from
+    ``classes.json``, else numbered."""
+    if cfg.class_names is not None:
+        if cfg.num_classes is not None and cfg.num_classes != len(cfg.class_names):
+            raise UserError(f"data.num_classes is {cfg.num_classes} but data.class_names "
+                            f"names {len(cfg.class_names)} classes")
+        return list(cfg.class_names)
     if cfg.num_classes is not None and cfg.root is not None:
         listing = cfg.root.expanduser() / "classes.json"
         if not listing.is_file():

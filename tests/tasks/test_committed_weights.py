@@ -84,3 +84,31 @@ def test_hsi_quickstart_classifies_the_held_out_blocks(name):
     metrics = score_labels(torch.cat(preds).numpy(), test.targets[::3], cfg.data.class_names)
     assert metrics["oa"] >= 0.90
     assert metrics["kappa"] >= 0.88
+
+
+def test_bundled_models_load_without_their_training_data(monkeypatch):
+    """The dashboard and ``domainvit predict`` build a bundled model from its checkpoint
+    alone: class names, channels and image size come from its recorded ``data_info``."""
+    from domainvit.dashboard.checkpoints import BUNDLED, discover, load_model
+    from domainvit.tasks.medcls import data as medcls_data
+    from domainvit.tasks.medseg import data as medseg_data
+
+    def refuse(name):
+        raise AssertionError(f"building a bundled model prepared the dataset {name}")
+
+    for module in (medcls_data, medseg_data):
+        monkeypatch.setattr(module, "prepare", refuse)
+    tasks = list(load_tasks().values())
+    catalogue = discover(tasks, models_env="")
+    bundled = [c for task in tasks for c in catalogue.for_task(task.name) if c.source == BUNDLED]
+    assert sorted(c.name for c in bundled) == ["quickstart", "quickstart", "quickstart2d",
+                                               "quickstart3d", "quickstart_macmd",
+                                               "quickstart_s2"]
+    for checkpoint in bundled:
+        loaded = load_model(checkpoint)
+        assert not loaded.model.training
+        if checkpoint.task == "medcls":
+            assert loaded.config.data.class_names[-1] == "cerebellum"
+            assert medcls_data.dataset_info(loaded.config.data)["in_chans"] == 1
+        if checkpoint.task == "medseg":
+            assert medseg_data.class_names(loaded.config.data)[0] == "background"

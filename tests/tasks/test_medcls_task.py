@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from domainvit.checkpoint import read_meta
 from domainvit.cli import main
 from domainvit.config import validate_config
 from domainvit.errors import UserError
 from domainvit.registry import get_task
 from domainvit.tasks.medcls import robustness
+from domainvit.tasks.medcls.data import MedMNISTDataset
 from domainvit.tasks.medcls.robustness import markdown_table
 
 
@@ -110,6 +112,33 @@ def test_predict_writes_class_probabilities_per_image(trained, tmp_path: Path):
         assert record["label"] == ["hbar", "vbar", "disc"][record["index"]]
         predicted.append(record["index"])
     assert np.mean(np.array(predicted) == labels[:, 0]) >= 4 / 6
+
+
+def test_predicting_reads_class_names_size_and_channels_from_the_checkpoint(trained,
+                                                                           tmp_path: Path):
+    meta = read_meta(trained["ckpt"])
+    assert meta["data_info"] == {"class_names": ["hbar", "vbar", "disc"], "image_size": 28,
+                                 "in_chans": 1}
+    sidecar = json.loads(trained["ckpt"].with_suffix(".json").read_text())
+    assert sidecar["data_info"] == meta["data_info"]
+    # a config whose training data is gone: everything the model needs is in the checkpoint
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text("task: medcls\nmodel: {name: medvitv2, variant: micro}\n"
+                      f"data: {{npz: {tmp_path / 'gone.npz'}}}\n")
+    images, labels = shapes(1, np.random.default_rng(7))
+    Image.fromarray(images[0]).save(tmp_path / "scan.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(config), "--checkpoint", str(trained["ckpt"]),
+                 str(tmp_path / "scan.png"), "--out", str(out)]) == 0
+    record = json.loads((out / "scan.pred.json").read_text())
+    assert set(record["probabilities"]) == {"hbar", "vbar", "disc"}
+
+
+def test_in_chans_that_contradicts_the_images_is_a_user_error(tmp_path: Path):
+    cfg = medcls_config(write_npz(tmp_path / "grey.npz"))
+    data = cfg.data.model_copy(update={"in_chans": 3})
+    with pytest.raises(UserError, match="data.in_chans is 3 but the images have 1"):
+        MedMNISTDataset(data, "train")
 
 
 def test_colour_image_to_grayscale_model_is_one_clear_error(trained, tmp_path: Path, capsys):

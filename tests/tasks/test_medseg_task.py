@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from domainvit.checkpoint import read_meta
 from domainvit.cli import main
 from domainvit.tasks.medseg.data import SegData
 from domainvit.tasks.medseg.predict import predict_scans
@@ -83,6 +84,20 @@ def test_evaluation_reports_dice_per_class_and_hd95(trained3d, capsys):
     assert {"dice", "dice_shell", "dice_core", "hd95_mm", "loss"} <= set(metrics)
     assert 0.0 <= metrics["dice"] <= 1.0
     assert metrics["dice"] == pytest.approx((metrics["dice_shell"] + metrics["dice_core"]) / 2)
+
+
+def test_predicting_reads_the_class_names_from_the_checkpoint(trained3d, dataset: Path,
+                                                              tmp_path: Path):
+    meta = read_meta(trained3d["ckpt"])
+    assert meta["data_info"] == {"class_names": ["background", "shell", "core"]}
+    # the training folder (and its classes.json) is not needed to predict
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text(trained3d["config"].read_text().replace(str(dataset),
+                                                              str(tmp_path / "gone")))
+    out = tmp_path / "out"
+    assert main(["predict", str(config), "--checkpoint", str(trained3d["ckpt"]),
+                 str(dataset / "test" / "case0_t1.nii.gz"), "--out", str(out)]) == 0
+    assert (out / "case0_t1.seg.nii.gz").is_file()
 
 
 @pytest.fixture(scope="module")
