@@ -13,14 +13,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 # Every test (and every subprocess it starts) builds sample data into a private cache,
-# removed when the session ends.
-TEST_DATA = tempfile.mkdtemp(prefix="domainvit-test-data-")
-os.environ["DOMAINVIT_DATA"] = TEST_DATA
+# made once per session and removed when it ends. (In hooks, not at import: test modules
+# import this file again as ``tests.conftest``.)
+def pytest_configure(config):
+    config.domainvit_test_data = tempfile.mkdtemp(prefix="domainvit-test-data-")
+    os.environ["DOMAINVIT_DATA"] = config.domainvit_test_data
 
 
-def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(TEST_DATA, ignore_errors=True)
+def pytest_unconfigure(config):
+    folder = getattr(config, "domainvit_test_data", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
