@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domainvit.checkpoint import read_meta
 from domainvit.dashboard.launch import models_folders
 from domainvit.errors import CheckpointError
 from domainvit.registry import Task
@@ -85,15 +86,10 @@ def read_metadata(path: Path) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{sidecar.name}: unreadable sidecar ({exc})") from None
     else:
-        from safetensors import SafetensorError, safe_open
-
         try:
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
-            meta = json.loads(header["domainvit"])
-        except (SafetensorError, OSError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{path.name}: no sidecar, and no domainvit metadata in "
-                                  f"the file ({type(exc).__name__})") from None
+            meta = read_meta(path)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path.name}: no sidecar, and {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{path.name}: the metadata holds no training config")
     return meta

@@ -37,6 +37,23 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300,
     )
 
 
+def write_geotiff(path: Path, data, crs: str | None = "EPSG:32616", **tags) -> Path:
+    """A ``[bands, H, W]`` array as a GeoTIFF on a 20 m UTM grid (no CRS with ``crs=None``),
+    nodata 0, with ``tags``."""
+    import rasterio
+    from affine import Affine
+
+    profile = {"driver": "GTiff", "height": data.shape[1], "width": data.shape[2],
+               "count": data.shape[0], "dtype": data.dtype, "nodata": 0,
+               "transform": Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 4480000.0)}
+    if crs:
+        profile["crs"] = crs
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(data)
+        dataset.update_tags(**tags)
+    return path
+
+
 @pytest.fixture
 def smoke_config(tmp_path: Path) -> Path:
     """A fast smoke-task config written to a file (dropout off unless a test turns it on)."""

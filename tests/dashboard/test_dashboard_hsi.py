@@ -18,6 +18,7 @@ from domainvit.datasets import hsi_scene
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.hsi.predict import classify_raster
+from tests.conftest import write_geotiff
 from tests.dashboard.conftest import HSI_MODEL, errors, upload
 
 KEY = "hsi-upload"
@@ -109,19 +110,6 @@ def test_a_zipped_envi_raster_keeps_its_georeferencing(
     assert labels.shape == (48, 48) and labels.max() > 0
 
 
-def _tif(path, data, crs="EPSG:32616"):
-    from affine import Affine
-
-    profile = {"driver": "GTiff", "height": data.shape[1], "width": data.shape[2],
-               "count": data.shape[0], "dtype": data.dtype, "nodata": 0,
-               "transform": Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 4480000.0)}
-    if crs:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as dataset:
-        dataset.write(data)
-    return path
-
-
 @pytest.mark.parametrize("case, message", [
     ("truncated", "truncated.tif"),
     ("no crs", "has no coordinate reference system"),
@@ -134,9 +122,9 @@ def test_bad_rasters_show_the_readers_message_and_no_map(open_page, scene_tif, t
         path = tmp_path / "truncated.tif"
         path.write_bytes(scene_tif.read_bytes()[: scene_tif.stat().st_size // 3])
     elif case == "no crs":
-        path = _tif(tmp_path / "nocrs.tif", cube, crs=None)
+        path = write_geotiff(tmp_path / "nocrs.tif", cube, crs=None)
     else:
-        path = _tif(tmp_path / "thirteen.tif", cube[:13])
+        path = write_geotiff(tmp_path / "thirteen.tif", cube[:13])
     at = upload(open_page("hsi", HSI_MODEL), KEY, path)
     assert not at.exception
     shown = errors(at)

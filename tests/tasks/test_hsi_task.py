@@ -12,7 +12,6 @@ import pytest
 import rasterio
 import torch
 import yaml
-from affine import Affine
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import load_config
@@ -24,7 +23,7 @@ from domainvit.tasks.hsi import fit_pca
 from domainvit.tasks.hsi.data import PixelPatches, load_scene, training_spectra
 from domainvit.tasks.hsi.model import class_prompt, encode_class_prompts
 from domainvit.tasks.hsi.predict import classify_raster
-from tests.conftest import run_cli
+from tests.conftest import run_cli, write_geotiff
 
 PATCH = 5
 
@@ -148,18 +147,6 @@ def test_predict_writes_a_georeferenced_class_map(trained, scene_dir, tmp_path):
     assert labels[r, c] == expected
 
 
-def _write_tif(path: Path, data: np.ndarray, crs="EPSG:32616", **tags) -> Path:
-    profile = {"driver": "GTiff", "height": data.shape[1], "width": data.shape[2],
-               "count": data.shape[0], "dtype": data.dtype, "nodata": 0,
-               "transform": Affine(20.0, 0.0, 500000.0, 0.0, -20.0, 4480000.0)}
-    if crs:
-        profile["crs"] = crs
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        dst.update_tags(**tags)
-    return path
-
-
 @pytest.fixture(scope="module")
 def loaded(trained):
     config, best = trained
@@ -185,17 +172,17 @@ def test_bad_rasters_give_one_clear_error_and_no_output(loaded, tmp_path, case):
     rng = np.random.default_rng(0)
     cube = rng.integers(500, 5000, (220, 30, 30)).astype(np.uint16)
     if case == "no_crs":
-        path = _write_tif(tmp_path / "nocrs.tif", cube, crs=None)
+        path = write_geotiff(tmp_path / "nocrs.tif", cube, crs=None)
         expected = "no coordinate reference system"
     elif case == "all_nodata":
-        path = _write_tif(tmp_path / "empty.tif", np.zeros_like(cube))
+        path = write_geotiff(tmp_path / "empty.tif", np.zeros_like(cube))
         expected = "nodata"
     elif case == "overflow":
         cube[:, :10] = 65535
-        path = _write_tif(tmp_path / "overflow.tif", cube)
+        path = write_geotiff(tmp_path / "overflow.tif", cube)
         expected = "65535"
     else:
-        good = _write_tif(tmp_path / "good.tif", cube)
+        good = write_geotiff(tmp_path / "good.tif", cube)
         path = tmp_path / "corrupt.tif"
         path.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
         expected = "corrupt.tif"
