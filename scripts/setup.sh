@@ -19,11 +19,18 @@ for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing system packages: ${missing[*]}"
+  # apt's own output (one line per unpacked package) goes to a log, shown if it fails
+  apt_log="${TMPDIR:-/tmp}/domainvit-setup-apt.log"
+  echo "setup: installing system packages: ${missing[*]} (log: $apt_log)"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if ! { $SUDO apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+           "${missing[@]}"; } >"$apt_log" 2>&1; then
+    cat "$apt_log" >&2
+    echo "setup: installing system packages failed (log above: $apt_log)" >&2
+    exit 1
+  fi
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -35,8 +42,10 @@ fi
 stamp="$VENV/.domainvit-$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing domainvit and its extras into $VENV (a few minutes the first time)"
-  "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
-  "$VENV/bin/python" -m pip install -q -e ".[all]"
+  # -qq: errors only. The editable install uses setuptools' import finder for the mapped
+  # folders (domainvit/_layout.py), which setuptools reports at length on every install.
+  "$VENV/bin/python" -m pip install -qq --upgrade pip setuptools wheel
+  "$VENV/bin/python" -m pip install -qq -e ".[all]"
   rm -f "$VENV"/.domainvit-*
   touch "$stamp"
 fi

@@ -26,6 +26,17 @@ def source_packages() -> set[str]:
     return names
 
 
+def source_modules() -> set[str]:
+    """Every module of the source tree, as its path in the wheel."""
+    paths = set()
+    for folder, package in MAPPED.items():
+        for module in (ROOT / folder).rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                relative = module.relative_to(ROOT / folder)
+                paths.add(str(Path(*package.split("."), relative)))
+    return paths
+
+
 def source_configs() -> set[str]:
     return {str(p.relative_to(ROOT / "tasks")) for p in (ROOT / "tasks").rglob("configs/*.yaml")}
 
@@ -45,6 +56,7 @@ def test_wheel_contains_every_package_and_config(wheel: Path):
         files = set(archive.namelist())
     packaged = {str(Path(f).parent).replace("/", ".") for f in files if f.endswith("__init__.py")}
     assert packaged == source_packages()
+    assert {f for f in files if f.endswith(".py")} == source_modules()
     configs = {f.removeprefix("domainvit/tasks/") for f in files if f.endswith(".yaml")}
     assert configs == source_configs() and configs
     assert not any(f.startswith(("kernels/", "tasks/", "tests/")) for f in files)
@@ -61,6 +73,12 @@ def test_every_package_imports_from_the_installed_wheel(wheel: Path, tmp_path: P
         f"for name in sorted({sorted(source_packages())!r}):\n"
         "    module = importlib.import_module(name)\n"
         f"    assert module.__file__.startswith({str(target)!r}), module.__file__\n"
+        "from domainvit.kernels import na2d\n"
+        f"assert sys.modules[na2d.__module__].__file__.startswith({str(target)!r})\n"
+        "import kernels, datasets\n"
+        f"assert not kernels.__file__.startswith({str(target)!r}), kernels.__file__\n"
+        f"assert not datasets.__file__.startswith({str(target)!r}), datasets.__file__\n"
+        "assert hasattr(datasets, 'load_dataset') and not hasattr(kernels, 'na2d')\n"
         "from domainvit.registry import load_tasks\n"
         "print(sorted(load_tasks()))\n"
     )

@@ -8,3 +8,8 @@ shared pieces of :mod:`.widgets` (model choice and loading, uploads, errors, leg
 :mod:`.checkpoints` finds the checkpoints (bundled and ``$DOMAINVIT_MODELS``) and
 :mod:`.uploads` handles uploaded files. Importing this package does not import Streamlit.
 """
+
+from domainvit._layout import mapped_package_path
+
+# the modules of the top-level dashboard/ folder (see domainvit._layout)
+__path__ = mapped_package_path(__path__, "dashboard")
