@@ -11,22 +11,19 @@ Nothing here imports Streamlit.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
-import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from domainvit.dashboard.launch import MAX_UPLOAD_MB
 from domainvit.errors import UserError
+from domainvit.files import MAX_EXTRACTED_BYTES, atomic_write, format_size, safe_extract
 
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024**2
-#: the most bytes a zip upload may inflate to
-MAX_EXTRACTED_BYTES = 2 * 1024**3
-#: the most members a zip upload may hold
+#: the most members a zip upload may hold: a raster and its header or sidecars, not a
+#: whole archive of scans (domainvit.files.MAX_ARCHIVE_MEMBERS is for archives we fetch)
 MAX_ZIP_MEMBERS = 64
 #: the longest file name kept (the suffix included)
 MAX_NAME_LENGTH = 100
@@ -66,13 +63,6 @@ def safe_file_name(name: str, default: str = "upload") -> str:
     return stem + suffix[:MAX_NAME_LENGTH]
 
 
-def format_size(count: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
-
-
 def check_upload_size(name: str, size: int, limit: int) -> None:
     if size > limit:
         raise UserError(f"{name} is {format_size(size)}, larger than the "
@@ -88,17 +78,13 @@ def private_folder(prefix: str = "domainvit-dashboard-") -> tempfile.TemporaryDi
 
 
 def _copy_atomic(source: BinaryIO, target: Path, limit: int, shown: str) -> None:
-    partial = target.with_name(f".{target.name}.partial")
     written = 0
-    try:
-        with open(partial, "xb") as sink:
-            while chunk := source.read(1 << 20):
-                written += len(chunk)
-                check_upload_size(shown, written, limit)
-                sink.write(chunk)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    # an upload lives in a scratch folder that dies with the session: no fsync needed
+    with atomic_write(target, durable=False) as temporary, open(temporary, "wb") as sink:
+        while chunk := source.read(1 << 20):
+            written += len(chunk)
+            check_upload_size(shown, written, limit)
+            sink.write(chunk)
 
 
 def save_upload(upload: Upload, folder: Path, limit: int | None = None) -> Path:
@@ -124,12 +110,6 @@ def derived_folder(upload: Path, name: str = "results") -> Path:
     return folder
 
 
-def _unsafe_member(name: str) -> bool:
-    normalised = name.replace("\\", "/")
-    return (normalised.startswith("/") or re.match(r"^[A-Za-z]:", normalised) is not None
-            or ".." in PurePosixPath(normalised).parts)
-
-
 def extract_zip(archive: Path, folder: Path, shown: str | None = None,
                 max_bytes: int = MAX_EXTRACTED_BYTES,
                 max_members: int = MAX_ZIP_MEMBERS) -> list[Path]:
@@ -137,56 +117,19 @@ def extract_zip(archive: Path, folder: Path, shown: str | None = None,
 
     Member folders are dropped and each name goes through :func:`safe_file_name`, so
     ``scene/x.hdr`` and ``scene/x.img`` become ``x.hdr`` and ``x.img`` (a pair stays a
-    pair). An archive with absolute or ``..`` member paths, more than ``max_members``
-    files, two files of the same name, or more than ``max_bytes`` of content (counted
-    while inflating) is refused with a UserError, and nothing of it is kept.
+    pair). An archive with absolute or ``..`` member paths, links, more than
+    ``max_members`` files, two files of the same name, or more than ``max_bytes`` of
+    content (counted while inflating) is refused with a UserError, and nothing of it is
+    kept (:func:`domainvit.files.safe_extract`).
     """
     shown = shown or archive.name
-    try:
-        handle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UserError(f"{shown} is not a readable zip archive ({exc})") from None
-    with handle:
-        members = [m for m in handle.infolist() if not m.is_dir()]
-        if not members:
-            raise UserError(f"{shown} holds no files")
-        if len(members) > max_members:
-            raise UserError(f"{shown} holds {len(members)} files; at most {max_members} "
-                            "are accepted")
-        names: dict[str, zipfile.ZipInfo] = {}
-        for member in members:
-            if _unsafe_member(member.filename):
-                raise UserError(f"{shown} has a member with an absolute or '..' path "
-                                f"({member.filename!r}): refusing to extract it")
-            name = safe_file_name(PurePosixPath(member.filename.replace("\\", "/")).name)
-            if name in names:
-                raise UserError(f"{shown} holds two files named {name} (in different "
-                                "folders, or differing only in characters that are "
-                                "replaced): give one raster per archive")
-            names[name] = member
-        if sum(m.file_size for m in members) > max_bytes:
-            raise UserError(f"{shown} inflates to more than {format_size(max_bytes)}")
-        folder.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        remaining = max_bytes
-        try:
-            for name, member in names.items():
-                target = folder / name
-                try:
-                    with handle.open(member) as source:
-                        # count what is really inflated: the sizes in the directory can lie
-                        _copy_atomic(source, target, remaining, f"{shown} ({member.filename})")
-                except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError,
-                        NotImplementedError, ValueError) as exc:
-                    raise UserError(f"cannot extract {member.filename!r} from {shown} "
-                                    f"({exc})") from None
-                written.append(target)
-                remaining -= target.stat().st_size
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
-    return written
+    files = safe_extract(archive, folder, max_members=max_members, max_bytes=max_bytes,
+                         rename=lambda _, name: safe_file_name(PurePosixPath(
+                             name.replace("\\", "/")).name),
+                         shown=shown)
+    if not files:
+        raise UserError(f"{shown} holds no files")
+    return list(files)
 
 
 def remove_folder(path: Path) -> None:

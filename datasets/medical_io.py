@@ -26,16 +26,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import re
-import secrets
 import tempfile
 import warnings
-import zipfile
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,14 +39,15 @@ import nibabel as nib
 import numpy as np
 
 from domainvit.errors import UserError
+from domainvit.files import atomic_write, format_size, safe_extract
 
 if TYPE_CHECKING:
     from monai.data import MetaTensor
 
 #: the largest input accepted by default, counted uncompressed (file, series or zip contents)
 DEFAULT_MAX_BYTES = 2 * 1024**3
-#: the most members a zipped DICOM series may hold
-MAX_ZIP_MEMBERS = 10_000
+#: the most files a zipped DICOM series may hold (a series of thin slices has thousands)
+MAX_SERIES_MEMBERS = 10_000
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 DICOM_SUFFIXES = (".dcm",)
@@ -152,6 +148,24 @@ def _orient(image: MetaTensor, axcodes: str) -> MetaTensor:
         return _monai().transforms.Orientation(axcodes=axcodes, labels=_RAS_LABELS)(image)
 
 
+@functools.cache
+def _bad_file_errors() -> tuple[type[BaseException], ...]:
+    """What nibabel, pydicom and PIL (through MONAI's readers) raise for a damaged or wrong
+    file: these become "cannot read" errors; anything else is a bug of ours and propagates.
+
+    ``OSError`` covers unreadable files, ``gzip.BadGzipFile`` and PIL's
+    ``UnidentifiedImageError``; ``EOFError`` and ``zlib.error`` truncated or corrupt
+    compressed data; ``ValueError`` headers and pixel data that do not add up.
+    """
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+    from PIL.Image import DecompressionBombError
+    from pydicom.errors import InvalidDicomError
+
+    return (ImageFileError, HeaderDataError, InvalidDicomError, DecompressionBombError,
+            OSError, EOFError, zlib.error, ValueError)
+
+
 # ---------------------------------------------------------------------------------------
 # Input classification and limits
 
@@ -184,18 +198,11 @@ def _input_kind(path: Path) -> str:
     raise UserError(f"unsupported file {path.name}: expected {SUPPORTED_INPUTS}; got {got}")
 
 
-def _format_bytes(count: int) -> str:
-    if count < 1024:
-        return f"{count} bytes"
-    exponent = min(int(math.log(count, 1024)), 3)
-    return f"{count / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"
-
-
 def _check_size(path: Path, size: int, max_bytes: int, what: str = "") -> None:
     if size > max_bytes:
         raise UserError(
-            f"{path.name}{what} is {_format_bytes(size)}, larger than the "
-            f"{_format_bytes(max_bytes)} limit for one image"
+            f"{path.name}{what} is {format_size(size)}, larger than the "
+            f"{format_size(max_bytes)} limit for one image"
         )
 
 
@@ -236,7 +243,7 @@ def _check_dicom_files(shown: dict[Path, str], source: Path) -> None:
         try:
             # defer_size keeps the pixel data on disk: only presence is checked here
             dataset = pydicom.dcmread(path, defer_size="1 KB")
-        except Exception as error:  # pydicom raises many types for damaged files
+        except _bad_file_errors() as error:
             raise UserError(
                 f"{where(path)} is not a readable DICOM file ({_short_reason(error)})"
             ) from None
@@ -261,15 +268,6 @@ def _check_dicom_files(shown: dict[Path, str], source: Path) -> None:
         )
 
 
-def _unsafe_member(name: str) -> bool:
-    normalised = name.replace("\\", "/")
-    return (
-        normalised.startswith("/")
-        or re.match(r"^[A-Za-z]:", normalised) is not None
-        or ".." in PurePosixPath(normalised).parts
-    )
-
-
 def _extract_zip(path: Path, target: Path, max_bytes: int) -> dict[Path, str]:
     """Extract the members of a zipped series as flat numbered files in ``target``.
 
@@ -277,55 +275,17 @@ def _extract_zip(path: Path, target: Path, max_bytes: int) -> dict[Path, str]:
     never used as paths (so nothing can land outside ``target``), but an archive that
     tries is refused outright: it was not made by a scanner export.
     """
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise UserError(
-            f"{path.name} is not a readable zip archive ({_short_reason(error)}): expected a "
-            "zip of one DICOM series"
-        ) from None
-    with archive:
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if not members:
-            raise UserError(f"{path.name} is empty: expected a zip of one DICOM series")
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise UserError(
-                f"{path.name} has {len(members)} members, more than the {MAX_ZIP_MEMBERS} "
-                "accepted for one DICOM series"
-            )
-        for member in members:
-            if _unsafe_member(member.filename):
-                raise UserError(
-                    f"{path.name} has a member with an absolute or '..' path "
-                    f"({member.filename!r}): refusing to extract it"
-                )
-        _check_size(path, sum(m.file_size for m in members), max_bytes, " (uncompressed)")
-        extracted: dict[Path, str] = {}
-        written = 0
-        for index, member in enumerate(members):
-            destination = target / f"{index:06d}"
-            try:
-                with archive.open(member) as source, open(destination, "wb") as sink:
-                    # count what is really inflated: the sizes in the directory can lie
-                    while chunk := source.read(1 << 20):
-                        written += len(chunk)
-                        _check_size(path, written, max_bytes, " (uncompressed)")
-                        sink.write(chunk)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError,
-                    NotImplementedError, ValueError) as error:  # damaged, encrypted, exotic
-                raise UserError(
-                    f"cannot extract {member.filename!r} from {path.name} "
-                    f"({_short_reason(error)})"
-                ) from None
-            if PurePosixPath(member.filename).name.upper() != "DICOMDIR" and \
-                    _has_dicom_magic(destination):
-                extracted[destination] = member.filename
+    expected = "a zip of one DICOM series"
+    extracted = safe_extract(path, target, max_members=MAX_SERIES_MEMBERS, max_bytes=max_bytes,
+                             rename=lambda index, _: f"{index:06d}", expected=expected)
     if not extracted:
-        raise UserError(
-            f"{path.name} contains no DICOM files ({len(members)} other members): expected a "
-            "zip of one DICOM series"
-        )
-    return extracted
+        raise UserError(f"{path.name} is empty: expected {expected}")
+    dicom = {file: name for file, name in extracted.items()
+             if PurePosixPath(name).name.upper() != "DICOMDIR" and _has_dicom_magic(file)}
+    if not dicom:
+        raise UserError(f"{path.name} contains no DICOM files ({len(extracted)} other "
+                        f"members): expected {expected}")
+    return dicom
 
 
 # ---------------------------------------------------------------------------------------
@@ -337,7 +297,7 @@ def _load(path: Path, reader: Any, kind: str) -> MetaTensor:
         warnings.simplefilter("ignore")
         try:
             return _loader()(str(path), reader=reader)
-        except Exception as error:  # every reader has its own failure types
+        except _bad_file_errors() as error:
             raise UserError(
                 f"cannot read {path.name} as {kind} ({_short_reason(error)})"
             ) from None
@@ -348,7 +308,7 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[MetaTensor, nib.Nifti1Heade
         header = nib.load(path).header  # header only: the data is read by MONAI below
         shape = header.get_data_shape()
         itemsize = header.get_data_dtype().itemsize
-    except Exception as error:
+    except _bad_file_errors() as error:
         raise UserError(
             f"cannot read {path.name} as NIfTI ({_short_reason(error)})"
         ) from None
@@ -481,7 +441,7 @@ def _to_ras(loaded: MetaTensor, path: Path, kind: Kind, spatial_dims: int | None
                         "cannot orient it")
     try:
         oriented = _orient(volume, "RAS")
-    except Exception as error:
+    except ValueError as error:  # MONAI and nibabel refuse an affine they cannot orient
         raise UserError(
             f"cannot orient {path.name} to RAS ({_short_reason(error)})"
         ) from None
@@ -552,23 +512,6 @@ def to_native(array: np.ndarray, image: MedicalImage) -> np.ndarray:
 # Writing
 
 
-@contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success."""
-    name = path.name
-    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{stem}.{secrets.token_hex(6)}.partial{suffix}")
-    # created here (not by mkstemp) so the final file gets the usual umask permissions
-    temporary.open("xb").close()
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _check_output_suffix(path: Path, suffixes: tuple[str, ...], what: str) -> None:
     if not path.name.lower().endswith(suffixes):
         raise UserError(f"cannot write {what} to {path.name}: expected a name ending in "
@@ -590,7 +533,7 @@ def _save_nifti(data: np.ndarray, image: MedicalImage, path: Path) -> None:
         nifti.header.set_qform(image.native_affine, code=1)
         nifti.header.set_sform(image.native_affine, code=1)
     nifti.header.set_data_dtype(data.dtype)
-    with _atomic_path(path) as temporary:
+    with atomic_write(path) as temporary:
         nib.save(nifti, temporary)
 
 
@@ -679,6 +622,6 @@ def write_overlay_png(image2d: np.ndarray, labels: np.ndarray, path: str | os.Pa
     colours = LABEL_COLOURS[(labels[labelled].astype(np.int64) - 1) % len(LABEL_COLOURS)]
     gray[labelled] = (1.0 - alpha) * gray[labelled] + alpha * colours
     rgb = np.clip(np.round(gray), 0, 255).astype(np.uint8)
-    with _atomic_path(path) as temporary:
+    with atomic_write(path) as temporary:
         Image.fromarray(rgb, mode="RGB").save(temporary, format="PNG")
     return path

@@ -4,16 +4,15 @@ Nothing here unpickles: weights, optimizer and RNG tensors go into one safetenso
 everything else (config, step, metrics, versions, the non-tensor parts of optimizer and
 scheduler state) is JSON. The JSON is stored twice: inside the safetensors header (the
 copy that is read back, so tensors and metadata can never disagree) and as a sidecar
-``<name>.json`` for people and tools. Each file is written to a temporary name, flushed
-to disk and renamed over the old one, so a crash leaves either the old or the new file.
+``<name>.json`` for people and tools. Each file is written by
+:func:`domainvit.files.atomic_write` (a temporary name, flushed to disk and renamed over
+the old one), so a crash leaves either the old or the new file.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from domainvit.errors import CheckpointError
+from domainvit.files import atomic_write
 
 FORMAT_VERSION = 1
 _META_KEY = "domainvit"
@@ -40,34 +40,16 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and ``meta`` to ``path`` (safetensors) and its JSON sidecar."""
     meta = {"format": FORMAT_VERSION, **meta}
     text = json.dumps(meta, sort_keys=True)
     # safetensors refuses tensors that share storage (tied weights): store copies.
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(plain, tmp, metadata={_META_KEY: text}))
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(
-        json.dumps(meta, indent=2, sort_keys=True) + "\n"))
+    with atomic_write(path) as temporary:
+        save_file(plain, temporary, metadata={_META_KEY: text})
+    with atomic_write(sidecar_path(path)) as temporary:
+        temporary.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
 def sidecar_path(path: Path) -> Path:
