@@ -8,8 +8,6 @@ read an axial slice (anterior up), the orientation of the brain-mnist crops.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ from torch import nn
 
 from domainvit.datasets.medical_io import MedicalImage, read_image
 from domainvit.errors import UserError
+from domainvit.files import atomic_write
 from domainvit.tasks.medcls.data import ClsData, to_tensor
 
 
@@ -64,8 +63,7 @@ def predict_images(model: nn.Module, cfg: ClsData, info: dict, inputs: list[Path
         record = {"input": path.name, "label": names[best], "index": best,
                   "probabilities": scores}
         target = out_dir / f"{output_stem(path)}.pred.json"
-        with tempfile.NamedTemporaryFile("w", dir=out_dir, suffix=".partial", delete=False) as f:
-            json.dump(record, f, indent=1)
-        os.replace(f.name, target)
+        with atomic_write(target) as temporary:
+            temporary.write_text(json.dumps(record, indent=1))
         written.append(target)
     return written
