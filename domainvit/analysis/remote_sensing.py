@@ -424,7 +424,7 @@ def raster_rgb(path: Path, nm: Sequence[float] = RGB_NM, max_pixels: int = 1024
                ) -> np.ndarray:
     """A true-colour composite of a reflectance raster (bands nearest ``nm``), read
     decimated so that its longer side is at most ``max_pixels``."""
-    from domainvit.datasets.raster_io import open_raster
+    from domainvit.datasets.raster.opening import open_raster
 
     with open_raster(path) as src:
         info = src.info
@@ -437,7 +437,7 @@ def raster_spectra(path: Path, samples: int = 20000, seed: int = 0) -> pd.DataFr
     """Reflectance statistics per band (``mean``, ``sd``, ``p10``, ``p90``, with
     ``wavelength_nm``) over a random sample of at most ``samples`` valid pixels of a
     raster, and the number of ``pixels`` sampled."""
-    from domainvit.datasets.raster_io import open_raster
+    from domainvit.datasets.raster.opening import open_raster
 
     with open_raster(path) as src:
         cube, valid = src.read()

@@ -1,7 +1,7 @@
 """Hyperspectral pixel data: a reflectance cube, a label map, a train/val/test split.
 
 A scene is a cube (GeoTIFF/COG or any GDAL raster, ENVI, ``.npy``/``.mat``; read by
-:mod:`domainvit.datasets.raster_io`), a label map of the same size (0 = unlabelled,
+:mod:`domainvit.datasets.raster`), a label map of the same size (0 = unlabelled,
 classes 1..K) and a split map (0 none, 1 train, 2 val, 3 test). By default the
 ``hsi-parcels`` sample benchmark (:mod:`domainvit.datasets.hsi_scene`) is used, whose
 split holds out spatially disjoint blocks and trains on 2% of the labelled pixels.
@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
-from domainvit.config import StrictModel
 from domainvit.datasets.hsi_scene import HSI_PARCELS
-from domainvit.datasets.raster_io import open_raster
+from domainvit.datasets.raster.opening import open_raster
 from domainvit.datasets.registry import prepare
 from domainvit.datasets.splits import block_split
 from domainvit.errors import UserError
+from domainvit.schema import StrictModel
 
 SPLITS = {"train": 1, "val": 2, "test": 3}
 

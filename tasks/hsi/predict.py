@@ -18,14 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.datasets.raster_io import (
-    ClassMapWriter,
-    check_bands,
-    iter_tiles,
-    open_raster,
-    pad_to_context,
-    require_crs,
-)
+from domainvit.datasets.raster.bands import check_bands, require_crs
+from domainvit.datasets.raster.class_map import ClassMapWriter
+from domainvit.datasets.raster.opening import open_raster
+from domainvit.datasets.raster.tiling import iter_tiles, pad_to_context
 from domainvit.errors import UserError
 from domainvit.tasks.hsi.data import HSIData, class_colors
 
@@ -79,7 +75,7 @@ def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
     """
     from tqdm.auto import tqdm
 
-    from domainvit.engine import output_stem
+    from domainvit.outputs import output_stem
 
     path, out_dir = Path(path), Path(out_dir)
     device = next(model.parameters()).device

@@ -17,17 +17,17 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from domainvit.datasets import raster_io
-from domainvit.datasets.raster_io import (
-    ClassMapWriter,
+from domainvit.datasets.raster.bands import (
     check_bands,
-    iter_tiles,
     match_bands,
-    open_raster,
-    pad_to_context,
     require_crs,
     require_wavelengths,
 )
+from domainvit.datasets.raster.class_map import ClassMapWriter
+from domainvit.datasets.raster.info import ARRAY_DRIVERS
+from domainvit.datasets.raster.opening import open_raster
+from domainvit.datasets.raster.tiling import iter_tiles, pad_to_context
+from domainvit.datasets.raster.wavelengths import _gdal_wavelengths, _to_nm
 from domainvit.errors import UserError
 
 CRS_UTM = CRS.from_epsg(32633)
@@ -128,16 +128,16 @@ class FakeEnviDataset:
 
 
 def test_envi_metadata_wavelength_list_is_the_fallback():
-    wavelengths, fwhm = raster_io._gdal_wavelengths(FakeEnviDataset())
+    wavelengths, fwhm = _gdal_wavelengths(FakeEnviDataset())
     np.testing.assert_allclose(wavelengths, [1000.0, 1500.0, 2000.0])
     np.testing.assert_allclose(fwhm, [10.0, 10.0, 10.0])
 
 
 def test_wavelength_units():
-    np.testing.assert_allclose(raster_io._to_nm([0.4, 2.5], None), [400.0, 2500.0])
-    np.testing.assert_allclose(raster_io._to_nm([400.0, 2500.0], None), [400.0, 2500.0])
-    np.testing.assert_allclose(raster_io._to_nm([0.4], "Nanometers"), [0.4])
-    np.testing.assert_allclose(raster_io._to_nm([10000.0], "cm-1"), [1000.0])
+    np.testing.assert_allclose(_to_nm([0.4, 2.5], None), [400.0, 2500.0])
+    np.testing.assert_allclose(_to_nm([400.0, 2500.0], None), [400.0, 2500.0])
+    np.testing.assert_allclose(_to_nm([0.4], "Nanometers"), [0.4])
+    np.testing.assert_allclose(_to_nm([10000.0], "cm-1"), [1000.0])
 
 
 def test_wavelengths_from_band_descriptions(tmp_path):
@@ -254,7 +254,7 @@ def test_npy_layouts_give_the_same_cube(tmp_path):
         for source in (hwb, bhw):
             info = source.info
             assert (info.count, info.height, info.width) == (6, 9, 7)
-            assert info.crs is None and info.driver in raster_io.ARRAY_DRIVERS
+            assert info.crs is None and info.driver in ARRAY_DRIVERS
             np.testing.assert_allclose(info.wavelengths, [400, 500, 600, 700, 800, 900])
             require_crs(info)  # arrays never carry a CRS; allowed
         assert hwb.info.band_names == list("abcdef")

@@ -1,0 +1,72 @@
+"""What is known about a raster before its pixels are read (:class:`RasterInfo`), and GDAL's
+own words when it fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+import rasterio.errors
+from affine import Affine
+
+try:  # rasterio's GDAL error classes (raised, or chained, by reads of damaged files)
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - private module moved
+    CPLE_BaseError = rasterio.errors.RasterioError  # type: ignore[misc,assignment]
+
+
+#: ``RasterInfo.driver`` of inputs read without GDAL (no CRS, transform or wavelengths)
+ARRAY_DRIVERS = ("NPY", "MAT")
+
+
+Layout = Literal["HWB", "BHW"]
+
+
+@dataclass(eq=False)
+class RasterInfo:
+    """What is known about a raster without reading its pixels.
+
+    ``wavelengths`` and ``fwhm`` are band centres and widths in nm (or None);
+    ``reflectance = DN / reflectance_scale + reflectance_offset``. ``crs`` is None and
+    ``transform`` the identity for ``.npy``/``.mat`` inputs. ``files`` lists every file the
+    raster consists of (an ENVI header and its data file, for example).
+    """
+
+    path: Path
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: Any
+    transform: Affine
+    nodata: float | None
+    wavelengths: np.ndarray | None
+    band_names: list[str]
+    reflectance_scale: float
+    driver: str
+    fwhm: np.ndarray | None = None
+    reflectance_offset: float = 0.0
+    files: tuple[Path, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.count, self.height, self.width)
+
+    @property
+    def is_gdal(self) -> bool:
+        return self.driver not in ARRAY_DRIVERS
+
+
+def _gdal_detail(error: BaseException) -> str:
+    """GDAL's own message: rasterio often says 'see previous exception' and chains it."""
+    messages = []
+    current: BaseException | None = error
+    while current is not None and len(messages) < 3:
+        text = " ".join(str(current).split())
+        if text and "previous exception" not in text.lower() and text not in messages:
+            messages.append(text)
+        current = current.__cause__ or current.__context__
+    return "; ".join(messages) or type(error).__name__
