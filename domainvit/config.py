@@ -2,8 +2,9 @@
 
 The engine's sections (``train``, ``optim``, ``schedule``) are defined here; each task
 contributes the schema of its ``data:`` section and one schema per model for the
-``model:`` section (selected by ``model.name``). Every schema forbids unknown keys, so
-a typo is an error that names the file and the key path.
+``model:`` section (selected by ``model.name``). Every schema derives from
+:class:`domainvit.schema.StrictModel`, which forbids unknown keys, so a typo is an error
+that names the file and the key path.
 """
 
 from __future__ import annotations
@@ -12,16 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from domainvit.errors import ConfigError, UserError
 from domainvit.registry import Task, get_task, load_tasks
-
-
-class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+from domainvit.schema import StrictModel
 
 
 class OptimConfig(StrictModel):

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from domainvit.distributed import (
 )
 from domainvit.errors import CheckpointError, ConfigError, NonFiniteLossError, UserError
 from domainvit.optim import build_optimizer, build_scheduler
+from domainvit.outputs import output_stem
 from domainvit.registry import Task, get_task
 
 # --- devices, precision, seeding ------------------------------------------------------
@@ -602,22 +602,6 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     return run_evaluation(task, model, loader, metrics, device,
                           autocast_dtype(cfg.train.precision, device), info.is_main,
                           f"evaluate {split or task.eval_split}")
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def output_stem(path: Path) -> str:
-    """A safe file-name stem for the prediction of ``path`` (no directories, no dots first)."""
-    name = Path(path).name
-    for suffix in (".nii.gz", ".tar.gz"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    else:
-        name = Path(name).stem
-    stem = _SAFE_NAME.sub("_", name).lstrip(".") or "input"
-    return stem
 
 
 def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,

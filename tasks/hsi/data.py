@@ -3,7 +3,7 @@
 A scene is a cube (GeoTIFF/COG or any GDAL raster, ENVI, ``.npy``/``.mat``; read by
 :mod:`domainvit.datasets.raster`), a label map of the same size (0 = unlabelled,
 classes 1..K) and a split map (0 none, 1 train, 2 val, 3 test). By default the
-``hsi-parcels`` sample benchmark (:mod:`domainvit.datasets.hsi_scene`) is used, whose
+``hsi-parcels`` sample benchmark (:mod:`domainvit.datasets.hsi_scenes`) is used, whose
 split holds out spatially disjoint blocks and trains on 2% of the labelled pixels.
 Without a split map (e.g. Salinas or Indian Pines ``.mat`` files), one is made the same
 way (:func:`domainvit.datasets.splits.block_split`): random pixel splits put
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
-from domainvit.datasets.hsi_scene import HSI_PARCELS
+from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS
 from domainvit.datasets.raster.opening import open_raster
 from domainvit.datasets.registry import prepare
 from domainvit.datasets.splits import block_split

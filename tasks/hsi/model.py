@@ -48,9 +48,9 @@ from torch import nn
 
 from domainvit.attention import NeighborhoodAttention
 from domainvit.backbone import Block, init_linear_weights
-from domainvit.config import StrictModel
 from domainvit.errors import UserError
 from domainvit.files import atomic_write, cache_root
+from domainvit.schema import StrictModel
 
 # ---------------------------------------------------------------------------------------
 # selective scan

@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch.utils.data import Dataset
 
-from domainvit.config import StrictModel
 from domainvit.datasets.brain import BRAIN_MNIST
 from domainvit.datasets.corruptions import CORRUPTIONS, corrupt
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
+from domainvit.schema import StrictModel
 
 SPLITS = ("train", "val", "test")
 #: the largest ``.npz`` accepted (bytes on disk)

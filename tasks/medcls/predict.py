@@ -51,7 +51,7 @@ def classify(model: nn.Module, pixels: np.ndarray, image_size: int) -> np.ndarra
 
 def predict_images(model: nn.Module, cfg: ClsData, info: dict, inputs: list[Path],
                    out_dir: Path) -> list[Path]:
-    from domainvit.engine import output_stem
+    from domainvit.outputs import output_stem
 
     written = []
     names = info["class_names"]

@@ -26,10 +26,10 @@ import torch
 from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
-from domainvit.config import StrictModel
 from domainvit.datasets.brain import BRAIN_LOBES
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
+from domainvit.schema import StrictModel
 
 SPLITS = ("train", "val", "test")
 

@@ -117,7 +117,7 @@ def predict_scans(model: nn.Module, cfg: SegData, inputs: list[Path],
                   out_dir: Path) -> list[Path]:
     from tqdm.auto import tqdm
 
-    from domainvit.engine import output_stem
+    from domainvit.outputs import output_stem
 
     written = []
     for path in tqdm(inputs, desc="segment", unit="scan", disable=len(inputs) < 2):

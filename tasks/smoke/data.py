@@ -9,9 +9,9 @@ import torch
 from pydantic import Field
 from torch.utils.data import Dataset
 
-from domainvit.config import StrictModel
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
+from domainvit.schema import StrictModel
 
 SPIRALS = "smoke-spirals"
 NUM_CLASSES = 3

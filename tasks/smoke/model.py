@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from domainvit.config import StrictModel
+from domainvit.schema import StrictModel
 from domainvit.tasks.smoke.data import NUM_CLASSES
 
 

@@ -42,7 +42,7 @@ def _header_rows(path: Path) -> int:
 
 
 def predict_point_files(model: nn.Module, inputs: list[Path], out_dir: Path) -> list[Path]:
-    from domainvit.engine import output_stem
+    from domainvit.outputs import output_stem
 
     device = next(model.parameters()).device
     written = []
