@@ -7,8 +7,8 @@ its classification from one server, with the server's memory watched.
 Starts ``domainvit dashboard`` on a free local port and drives Debian's Chromium
 (``/usr/bin/chromium``) with Playwright, one browser context (one Streamlit session) per
 simulated user, on the medcls page (the lightest prediction: 50 forward passes of a
-64-pixel model) with the bundled quickstart weights, taken from a models folder whose
-config names its classes (as in the dashboard tests, so no sample dataset is built):
+64-pixel model) with the bundled quickstart checkpoint (its sidecar records the classes
+and image size, so no sample dataset is built):
 
 1. warm-up: one session opens the home page (the server imports every task), then the
    medcls page, uploads a brain MRI slice (PNG) and waits for the probabilities and the
@@ -42,13 +42,12 @@ from pathlib import Path
 
 import psutil
 
+from domainvit.dashboard import testing as live
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the server and browser helpers of the browser tests
-
-from tests.dashboard import live  # noqa: E402
-from tests.dashboard.conftest import MEDCLS_MODEL, add_medical_models  # noqa: E402
-
 CHECKPOINT = ROOT / "tasks" / "medcls" / "weights" / "quickstart.safetensors"
+#: the label of :data:`CHECKPOINT` in the page's model choice
+MEDCLS_MODEL = "quickstart (medvitv2, bundled)"
 SESSION_TIMEOUT_S = 600.0
 #: a later round may grow the peak RSS by this fraction of the first round's peak
 PLATEAU_TOLERANCE = 0.05
@@ -234,11 +233,8 @@ def main() -> int:
     rounds: list[list[dict]] = []
     with tempfile.TemporaryDirectory(prefix="domainvit-load-") as tmp:
         folder = Path(tmp)
-        models = folder / "models"
-        models.mkdir()
-        add_medical_models(models, folder)
         image = live.write_brain_png(folder / "colin27-axial.png")
-        with live.running_dashboard(folder / "server.log", models=models) as server, \
+        with live.running_dashboard(folder / "server.log") as server, \
                 MemoryWatch(server.process.pid) as memory, sync_playwright() as playwright:
             memory.mark("server started")
             browser = live.launch_chromium(playwright)

@@ -57,11 +57,6 @@ class Task:
     #: the metric the engine selects the best checkpoint by, and whether higher is better
     monitor: str = "val/loss"
     monitor_mode: str = "min"
-    #: the task's dashboard page, as ``"module:function"`` (e.g.
-    #: ``"domainvit.tasks.medseg.view:render"``); the function takes the task and draws
-    #: the page with Streamlit. A string, so that importing a task never imports
-    #: Streamlit; ``None``: the task has no page.
-    dashboard_view: str | None = None
 
     def build_dataset(self, data_cfg: Any, split: str) -> Dataset:
         raise NotImplementedError

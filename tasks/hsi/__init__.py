@@ -127,7 +127,6 @@ class HSITask(Task):
     eval_batch_size = 256
     monitor = "val/oa"
     monitor_mode = "max"
-    dashboard_view = "domainvit.tasks.hsi.view:render"
 
     def build_dataset(self, data_cfg: HSIData, split: str) -> Dataset:
         return PixelPatches(data_cfg, split)

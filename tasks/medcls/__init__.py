@@ -53,7 +53,6 @@ class MedClsTask(Task):
     eval_split = "test"
     monitor = "val/accuracy"
     monitor_mode = "max"
-    dashboard_view = "domainvit.tasks.medcls.view:render"
 
     def build_dataset(self, data_cfg: ClsData, split: str) -> Dataset:
         return MedMNISTDataset(data_cfg, split)

@@ -63,7 +63,6 @@ class MedSegTask(Task):
     eval_batch_size = 1
     monitor = "val/dice"
     monitor_mode = "max"
-    dashboard_view = "domainvit.tasks.medseg.view:render"
 
     def __init__(self) -> None:
         self._loss: nn.Module | None = None

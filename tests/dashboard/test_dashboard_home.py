@@ -3,7 +3,10 @@ from the task registry alone; checkpoints from ``$DOMAINVIT_MODELS``."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
+import sys
+import types
 
 import pytest
 import streamlit as st
@@ -61,11 +64,17 @@ def render_probe_page(task: Task) -> None:
 class ProbeTask(Task):
     name = "dashboard_probe"
     description = "a task registered by the test"
-    dashboard_view = f"{__name__}:render_probe_page"
 
 
 @pytest.fixture
-def probe_task():
+def probe_task(monkeypatch):
+    """A registered task with a page module ``domainvit.dashboard.task_pages.dashboard_probe``
+    (put into ``sys.modules``: the source tree is left alone)."""
+    name = f"domainvit.dashboard.task_pages.{ProbeTask.name}"
+    page = types.ModuleType(name)
+    page.__spec__ = importlib.machinery.ModuleSpec(name, None)
+    page.render = render_probe_page
+    monkeypatch.setitem(sys.modules, name, page)
     register_task(ProbeTask)
     yield
     del _REGISTRY.tasks[ProbeTask.name]
@@ -89,3 +98,13 @@ def test_a_task_without_checkpoints_says_how_to_get_one(monkeypatch, tmp_path):
     note = at.info[0].value
     assert "No checkpoint for the hsi task" in note and MODELS_ENV in note
     assert not at.get("file_uploader")
+
+
+def test_streamlit_runs_the_app_script_not_a_folder_of_page_scripts(monkeypatch):
+    # a folder named pages/ beside the script would make Streamlit run its modules as
+    # page scripts until st.navigation is first called (a fresh server's first visit)
+    from streamlit.runtime.pages_manager import PagesManager
+
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+    PagesManager(str(app_path()))
+    assert PagesManager.uses_pages_directory is False

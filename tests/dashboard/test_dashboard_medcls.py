@@ -14,12 +14,12 @@ from PIL import Image
 from torch import nn
 
 from domainvit.config import validate_config
+from domainvit.dashboard.task_pages.medcls import occlusion_saliency
 from domainvit.datasets.brain import CLASS_NAMES, MRICRON_TEMPLATES
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.medcls.data import dataset_info
 from domainvit.tasks.medcls.predict import predict_images
-from domainvit.tasks.medcls.view import occlusion_saliency
 from tests.dashboard.conftest import MEDCLS_MODEL, errors, upload
 
 KEY = "medcls-upload"

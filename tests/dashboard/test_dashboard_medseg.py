@@ -14,12 +14,12 @@ import torch
 from PIL import Image
 
 from domainvit.config import validate_config
+from domainvit.dashboard.task_pages.medseg import counting_windows, expected_windows
 from domainvit.datasets.brain import CLASS_NAMES
 from domainvit.datasets.medical_io import LABEL_COLOURS, read_image
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.medseg.predict import predict_scans, segment_scan
-from domainvit.tasks.medseg.view import counting_windows, expected_windows
 from tests.dashboard.conftest import MEDSEG_MODEL, errors, upload
 
 KEY = "medseg-upload"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from domainvit.datasets import hsi_scene
+from domainvit.dashboard import testing as live
 from domainvit.datasets.brain import CLASS_NAMES
-from tests.dashboard import live
+from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
 from tests.dashboard.conftest import MEDCLS_MODEL, MEDSEG_MODEL, ROOT, add_medical_models
 
 try:

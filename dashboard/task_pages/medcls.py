@@ -1,4 +1,4 @@
-"""Dashboard page of the medcls task: classify an uploaded image, show the class
+"""The dashboard page of the medcls task: classify an uploaded image, show the class
 probabilities, the top class and an occlusion saliency map over the image.
 
 The image goes through the prediction path of ``domainvit predict``

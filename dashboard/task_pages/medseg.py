@@ -1,4 +1,4 @@
-"""Dashboard page of the medseg task: segment an uploaded scan, look at it slice by slice
+"""The dashboard page of the medseg task: segment an uploaded scan, look at it slice by slice
 with the labels over it, measure each region, and download the label map.
 
 The prediction is the one ``domainvit predict`` makes (:func:`read_image`,
@@ -33,7 +33,7 @@ from domainvit.datasets.medical_io import (
     write_label_nifti,
     write_overlay_png,
 )
-from domainvit.engine import output_stem
+from domainvit.outputs import output_stem
 from domainvit.registry import Task
 from domainvit.tasks.medseg.data import SegData, class_names
 from domainvit.tasks.medseg.predict import segment_scan

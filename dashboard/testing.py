@@ -1,6 +1,8 @@
-"""A real dashboard server driven by a real browser: the helpers of the end-to-end browser
-test (``test_e2e_browser.py``) and of the load benchmark
-(``benchmarks/bench_dashboard_load.py``).
+"""A real dashboard server driven by a real browser, as ``streamlit.testing`` drives a
+script without one: the helpers of the end-to-end browser test
+(``tests/dashboard/test_e2e_browser.py``) and of the load benchmark
+(``benchmarks/bench_dashboard_load.py``). Playwright is imported only by the callers
+that drive a browser.
 
 The server is ``domainvit dashboard`` in a process group of its own, so stopping it
 ends everything it started. The browser is Debian's Chromium (``/usr/bin/chromium``,
