@@ -111,6 +111,16 @@ class MedicalImage:
         return tuple(self.array.shape[1:])
 
 
+def display_slice(array: np.ndarray, axis: int | None = None, index: int = 0) -> np.ndarray:
+    """Slice ``index`` along RAS ``axis`` of ``array`` (``None``: ``array`` is already a
+    slice), turned as radiologists read it: the patient's left on the image's left,
+    anterior (axial) or superior (coronal, sagittal) at the top, anterior on the right of
+    a sagittal view. The last two axes of the slice are turned, so leading channels stay.
+    PNG/JPEG pictures are in display order already and need no turning."""
+    plane = array if axis is None else np.take(array, index, axis=axis)
+    return np.rot90(plane, axes=(-2, -1))
+
+
 # ---------------------------------------------------------------------------------------
 # MONAI, imported on first use: `import monai` loads all of its submodules (torchvision
 # included) and takes seconds, which the dashboard and CLI should not pay at start-up.

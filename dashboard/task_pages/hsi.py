@@ -31,12 +31,9 @@ from domainvit.errors import UserError
 from domainvit.registry import Task
 from domainvit.tasks.hsi.data import HSIData, class_colors
 from domainvit.tasks.hsi.predict import classify_raster
+from domainvit.tasks.hsi.preview import display_stride, read_rgb, rgb_bands, to_uint8
 
 UPLOAD_TYPES = ("tif", "tiff", "zip", "npy", "mat")
-#: band centres (nm) of the default RGB preview: red, green, blue
-RGB_NM = (640.0, 550.0, 470.0)
-#: the longest side of the displayed images, in raster pixels (larger rasters are strided)
-DISPLAY_PIXELS = 1024
 
 
 @dataclass
@@ -71,41 +68,11 @@ def open_upload(path: Path, data: HSIData, check_valid: bool = True) -> RasterSo
                        key=data.mat_key, check_valid=check_valid)
 
 
-def default_bands(info: RasterInfo) -> list[int]:
-    """0-based bands nearest 640/550/470 nm; without wavelengths, evenly spread ones."""
-    if info.wavelengths is not None:
-        return [int(np.argmin(np.abs(info.wavelengths - nm))) for nm in RGB_NM]
-    return [round((info.count - 1) * f) for f in (0.75, 0.5, 0.25)]
-
-
 def band_label(info: RasterInfo, band: int) -> str:
     name = f"band {band + 1}"
     if info.wavelengths is not None:
         name += f" ({info.wavelengths[band]:.1f} nm)"
     return name
-
-
-def _stride(height: int, width: int) -> int:
-    return max(1, -(-max(height, width) // DISPLAY_PIXELS))
-
-
-def rgb_preview(source: RasterSource, bands: list[int]) -> np.ndarray:
-    """uint8 RGB of three bands, each stretched between its 2nd and 98th percentile over
-    the valid pixels; nodata black."""
-    info = source.info
-    step = _stride(info.height, info.width)
-    cube, valid = source.read(bands=bands)
-    cube, valid = cube[:, ::step, ::step], valid[::step, ::step]
-    rgb = np.zeros((*valid.shape, 3), np.uint8)
-    if not valid.any():
-        return rgb
-    for channel in range(3):
-        values = cube[channel][valid]
-        low, high = np.percentile(values, [2, 98])
-        scaled = np.clip((cube[channel] - low) / max(high - low, 1e-6), 0, 1)
-        rgb[..., channel] = np.round(scaled * 255).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
 
 
 def classify_upload(loaded: LoadedModel, path: Path) -> ClassMap:
@@ -127,7 +94,7 @@ def classify_upload(loaded: LoadedModel, path: Path) -> ClassMap:
 
 def class_map_rgb(result: ClassMap) -> np.ndarray:
     palette = np.array([(0, 0, 0), *result.colours], dtype=np.uint8)
-    step = _stride(*result.labels.shape)
+    step = display_stride(*result.labels.shape)
     return palette[result.labels[::step, ::step]]
 
 
@@ -176,14 +143,14 @@ def show(result: ClassMap, data: HSIData) -> None:
         preview, classes = st.columns(2)
         with preview:
             options = list(range(info.count))
-            defaults = default_bands(info)
+            defaults = rgb_bands(info.wavelengths, info.count)
             picks = st.columns(3)
             bands = [picks[i].selectbox(colour, options, index=defaults[i],
                                         format_func=lambda b: band_label(info, b),
                                         key=f"hsi-band-{colour}-{token}")
                      for i, colour in enumerate(("Red", "Green", "Blue"))]
             rgb = widgets.session_result("hsi-preview", (str(result.raster), *bands),
-                                         lambda: rgb_preview(source, bands))
+                                         lambda: to_uint8(read_rgb(source, bands)))
             st.image(rgb, caption="RGB preview", width="stretch")
         with classes:
             st.image(class_map_rgb(result), caption="Class map (black: nodata)",

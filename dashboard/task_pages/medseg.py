@@ -29,6 +29,7 @@ from domainvit.dashboard.uploads import derived_folder
 from domainvit.datasets.medical_io import (
     LABEL_COLOURS,
     MedicalImage,
+    display_slice,
     read_image,
     write_label_nifti,
     write_overlay_png,
@@ -140,10 +141,9 @@ def _slice(result: Segmentation, axis: int | None, index: int) -> tuple[np.ndarr
     if axis is None:  # a 2D image
         if result.image.kind == "image":  # PNG/JPEG arrays are already in display order
             return intensity, labels, (1.0, 1.0)
-        return np.rot90(intensity), np.rot90(labels), (spacing[1], spacing[0])
+        return display_slice(intensity), display_slice(labels), (spacing[1], spacing[0])
     kept = [a for a in range(3) if a != axis]
-    return (np.rot90(np.take(intensity, index, axis=axis)),
-            np.rot90(np.take(labels, index, axis=axis)),
+    return (display_slice(intensity, axis, index), display_slice(labels, axis, index),
             (spacing[kept[1]], spacing[kept[0]]))
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.transforms import NormalizeIntensity
 from pydantic import Field, field_validator
 from torch.utils.data import Dataset
 
@@ -31,6 +32,8 @@ from domainvit.errors import UserError
 from domainvit.schema import StrictModel
 
 SPLITS = ("train", "val", "test")
+#: MedMNIST's normalisation of [0, 1] intensities to [-1, 1]
+_TO_SYMMETRIC = NormalizeIntensity(subtrahend=0.5, divisor=0.5)
 #: the largest ``.npz`` accepted (bytes on disk)
 MAX_NPZ_BYTES = 8 * 1024**3
 
@@ -162,6 +165,18 @@ def to_tensor(images: np.ndarray, image_size: int | None = None) -> torch.Tensor
     return x
 
 
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] intensities (:func:`to_tensor`, after any augmentation) -> [-1, 1], as
+    MedMNIST normalises; every model input of this task goes through it."""
+    return _TO_SYMMETRIC(x).as_tensor()
+
+
+def model_input(images: np.ndarray, image_size: int | None = None) -> torch.Tensor:
+    """uint8 images ``[N, H, W(, C)]`` -> the model's input ``[N, C, H, W]``: scaled,
+    resized (:func:`to_tensor`) and normalised (:func:`normalize`), as in evaluation."""
+    return normalize(to_tensor(images, image_size))
+
+
 class MedMNISTDataset(Dataset):
     def __init__(self, cfg: ClsData, split: str) -> None:
         images, labels = load_split(cfg, split)
@@ -182,8 +197,7 @@ class MedMNISTDataset(Dataset):
         image = self.images[index]
         if self.augment is not None:
             image = random_affine(image, self.augment)
-        # MedMNIST-style normalisation to [-1, 1]
-        return {"input": (image - 0.5) / 0.5, "target": self.labels[index]}
+        return {"input": normalize(image), "target": self.labels[index]}
 
 
 def random_affine(image: torch.Tensor, aug: ClsAugment) -> torch.Tensor:

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.datasets.medical_io import MedicalImage, read_image
+from domainvit.datasets.medical_io import MedicalImage, display_slice, read_image
 from domainvit.errors import UserError
 from domainvit.files import atomic_write
-from domainvit.tasks.medcls.data import ClsData, to_tensor
+from domainvit.tasks.medcls.data import ClsData, model_input
 
 
 def image_to_uint8(image: MedicalImage, in_chans: int) -> np.ndarray:
@@ -37,7 +37,7 @@ def image_to_uint8(image: MedicalImage, in_chans: int) -> np.ndarray:
         finite = array[np.isfinite(array)]
         low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
         scaled = np.clip((np.nan_to_num(array) - low) / max(high - low, 1e-6), 0, 1) * 255
-        scaled = np.rot90(scaled, axes=(1, 2))
+        scaled = display_slice(scaled)
     pixels = np.round(scaled).astype(np.uint8)
     return pixels[0] if in_chans == 1 else np.moveaxis(pixels, 0, -1)
 
@@ -45,7 +45,7 @@ def image_to_uint8(image: MedicalImage, in_chans: int) -> np.ndarray:
 def classify(model: nn.Module, pixels: np.ndarray, image_size: int) -> np.ndarray:
     """Class probabilities of one uint8 image."""
     device = next(model.parameters()).device
-    x = (to_tensor(pixels[None], image_size) - 0.5) / 0.5
+    x = model_input(pixels[None], image_size)
     return torch.softmax(model(x.to(device)).float(), dim=1)[0].cpu().numpy()
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from domainvit.datasets.medical_io import (
     MedicalImage,
+    display_slice,
     read_image,
     write_label_nifti,
     write_overlay_png,
@@ -108,9 +109,10 @@ def _overlay_slice(image: MedicalImage, labels: np.ndarray) -> tuple[np.ndarray,
     intensity = image.array[0]
     if labels.ndim == 2:
         picture = image.kind == "image"  # PNG/JPEG arrays are already in display order
-        return (intensity, labels) if picture else (np.rot90(intensity), np.rot90(labels))
+        return (intensity, labels) if picture else (display_slice(intensity),
+                                                    display_slice(labels))
     z = int(np.argmax((labels > 0).sum(axis=(0, 1))))
-    return np.rot90(intensity[..., z]), np.rot90(labels[..., z])
+    return display_slice(intensity, 2, z), display_slice(labels, 2, z)
 
 
 def predict_scans(model: nn.Module, cfg: SegData, inputs: list[Path],
