@@ -1,8 +1,8 @@
-"""Helpers shared by the clinical and remote-sensing analyses."""
+"""Helpers every analysis shares: bundled checkpoints, models, confusion matrices, legends,
+saved figures."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 def bundled_checkpoint(task: str, name: str) -> Path:
     """The checkpoint ``name`` shipped in ``tasks/<task>/weights/`` (may not exist)."""
-    package = importlib.import_module(f"domainvit.tasks.{task}")
-    return Path(package.__file__).resolve().parent / "weights" / f"{name}.safetensors"
+    from domainvit.registry import get_task
+
+    return get_task(task).config_dir().parent / "weights" / f"{name}.safetensors"
 
 
 def load_model(config: str | Path, checkpoint: str | Path,
@@ -39,9 +40,15 @@ def load_model(config: str | Path, checkpoint: str | Path,
 def confusion_fractions(cm: np.ndarray) -> np.ndarray:
     """Rows of a confusion matrix (reference classes) divided by their totals; rows of
     classes without reference samples are 0."""
+    from sklearn.metrics import confusion_matrix
+
+    # scikit-learn normalises from samples: each cell becomes one sample weighted by its
+    # count, so that the matrix is normalised by scikit-learn's own rule
     cm = np.asarray(cm, dtype=np.float64)
-    totals = cm.sum(axis=1, keepdims=True)
-    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+    k = len(cm)
+    classes = np.arange(k)
+    return confusion_matrix(np.repeat(classes, k), np.tile(classes, k), labels=classes,
+                            sample_weight=cm.ravel(), normalize="true")
 
 
 def plot_confusion_matrix(cm: np.ndarray, class_names: Sequence[str], title: str,

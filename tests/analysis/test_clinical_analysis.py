@@ -1,6 +1,7 @@
-"""domainvit.analysis.clinical on small inputs with known answers: Bland-Altman, volumes,
-Dice/HD95 per region, reliability bins and ECE (against torchmetrics), ROC, confusions,
-selective accuracy, corruption accuracy, and the figures' titles and axis labels."""
+"""The clinical analyses (medseg, medcls and the task-free statistics) on small inputs
+with known answers: Bland-Altman, volumes, Dice/HD95 per region, reliability bins and ECE
+(against torchmetrics), ROC, confusions, selective accuracy, corruption accuracy, and the
+figures' titles and axis labels."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from domainvit.analysis import clinical
+from domainvit.analysis import statistics as stats
 from domainvit.analysis.common import confusion_fractions, plot_confusion_matrix, save_figure
+from domainvit.tasks.medcls import analysis as cls
+from domainvit.tasks.medseg import analysis as seg
 
 matplotlib.use("Agg")
 
@@ -39,7 +42,7 @@ def _axes_are_labelled(fig) -> None:
 
 
 def test_bland_altman_on_known_numbers():
-    result = clinical.bland_altman([10, 12, 14, 20], [9, 13, 11, 18])
+    result = stats.bland_altman([10, 12, 14, 20], [9, 13, 11, 18])
     np.testing.assert_allclose(result["differences"], [1, -1, 3, 2])
     np.testing.assert_allclose(result["means"], [9.5, 12.5, 12.5, 19])
     assert result["bias"] == pytest.approx(1.25)
@@ -52,15 +55,15 @@ def test_bland_altman_on_known_numbers():
 
 def test_bland_altman_refuses_unpaired_or_single_values():
     with pytest.raises(ValueError, match="same length"):
-        clinical.bland_altman([1, 2, 3], [1, 2])
+        stats.bland_altman([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="at least two"):
-        clinical.bland_altman([1], [2])
+        stats.bland_altman([1], [2])
 
 
 def _case(reference: np.ndarray, predicted: np.ndarray, spacing=(1.0, 1.0, 1.0),
-          name: str = "case") -> clinical.SegmentedCase:
+          name: str = "case") -> seg.SegmentedCase:
     image = np.random.default_rng(0).random(reference.shape).astype(np.float32)
-    return clinical.SegmentedCase(name, image, reference.astype(np.uint8),
+    return seg.SegmentedCase(name, image, reference.astype(np.uint8),
                                   predicted.astype(np.uint8), spacing)
 
 
@@ -77,8 +80,8 @@ def test_region_volumes_and_volume_table_in_millilitres():
     predicted[14:22, 4:9, 4:8] = 2  # 160 voxels
     case = _case(reference, predicted, spacing=(2.0, 2.0, 2.0))  # 8 mm³ = 0.008 mL a voxel
     assert case.voxel_ml == pytest.approx(0.008)
-    np.testing.assert_allclose(clinical.region_volumes(reference, 0.008, 3), [8.0, 1.6])
-    table = clinical.volume_table([case], NAMES)
+    np.testing.assert_allclose(seg.region_volumes(reference, 0.008, 3), [8.0, 1.6])
+    table = seg.volume_table([case], NAMES)
     assert list(table["region"]) == ["left", "right"]
     np.testing.assert_allclose(table["reference_ml"], [8.0, 1.6])
     np.testing.assert_allclose(table["predicted_ml"], [8.0, 1.28])
@@ -88,17 +91,17 @@ def test_region_volumes_and_volume_table_in_millilitres():
 
 def test_score_case_gives_dice_and_hd95_per_region_in_mm():
     reference = _cubes()
-    perfect = clinical.score_case(_case(reference, reference), NAMES)
+    perfect = seg.score_case(_case(reference, reference), NAMES)
     np.testing.assert_allclose(perfect["dice"], [1.0, 1.0])
     np.testing.assert_allclose(perfect["hd95_mm"], [0.0, 0.0])
 
     shifted = _cubes(shift=2)  # region 1 moved by 2 voxels: overlap 8 x 10 x 10
-    scores = clinical.score_case(_case(reference, shifted), NAMES)
+    scores = seg.score_case(_case(reference, shifted), NAMES)
     assert scores.loc[0, "dice"] == pytest.approx(2 * 800 / 2000)
     assert scores.loc[0, "hd95_mm"] == pytest.approx(2.0)
     assert scores.loc[1, "dice"] == pytest.approx(1.0)
     # the same shift on 3 mm voxels is 6 mm
-    coarse = clinical.score_case(_case(reference, shifted, spacing=(3.0, 3.0, 3.0)), NAMES)
+    coarse = seg.score_case(_case(reference, shifted, spacing=(3.0, 3.0, 3.0)), NAMES)
     assert coarse.loc[0, "hd95_mm"] == pytest.approx(6.0)
 
 
@@ -106,10 +109,10 @@ def test_region_scores_and_summary_compare_methods():
     reference = _cubes()
     model = [_case(reference, reference, name="a"), _case(reference, _cubes(2), name="b")]
     baseline = [_case(reference, _cubes(2), name="a"), _case(reference, _cubes(2), name="b")]
-    scores = pd.concat([clinical.region_scores(model, NAMES, "model"),
-                        clinical.region_scores(baseline, NAMES, "atlas copy")])
+    scores = pd.concat([seg.region_scores(model, NAMES, "model"),
+                        seg.region_scores(baseline, NAMES, "atlas copy")])
     assert len(scores) == 2 * 2 * 2
-    summary = clinical.region_summary(scores)
+    summary = seg.region_summary(scores)
     assert list(summary.index) == ["left", "right", "mean"]
     assert summary.loc["left", "dice (model)"] == pytest.approx(0.9)
     assert summary.loc["left", "dice (atlas copy)"] == pytest.approx(0.8)
@@ -122,10 +125,10 @@ def test_segmentation_figures_are_labelled(tmp_path):
     reference = _cubes()
     cases = [_case(reference, _cubes(2), name="a"), _case(reference, _cubes(1), name="b")]
     colours = np.array([(0, 0, 0), (255, 0, 0), (0, 0, 255)], np.uint8)
-    scores = clinical.region_scores(cases, NAMES)
-    figures = {"slices": clinical.plot_case_slices(cases[0], NAMES, colours),
-               "scores": clinical.plot_region_scores(scores),
-               "volumes": clinical.plot_bland_altman(clinical.volume_table(cases, NAMES),
+    scores = seg.region_scores(cases, NAMES)
+    figures = {"slices": seg.plot_case_slices(cases[0], NAMES, colours),
+               "scores": seg.plot_region_scores(scores),
+               "volumes": seg.plot_bland_altman(seg.volume_table(cases, NAMES),
                                                      colours)}
     for name, fig in figures.items():
         assert fig.legends or any(ax.get_legend() for ax in fig.axes), name
@@ -140,44 +143,49 @@ def test_segmentation_figures_are_labelled(tmp_path):
 def test_reliability_bins_on_known_confidences():
     probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.8, 0.2], [0.9, 0.1], [1.0, 0.0], [0.5, 0.5]])
     labels = np.array([0, 0, 0, 1, 0, 0])  # correct: yes, no, yes, no, yes, yes
-    bins = clinical.reliability_bins(probs, labels, n_bins=4)
+    bins = stats.reliability_bins(probs, labels, n_bins=4)
     np.testing.assert_allclose(bins["lower"], [0, 0.25, 0.5, 0.75])
     assert list(bins["count"]) == [0, 0, 3, 3]  # 0.5 opens the third bin; 1.0 is in the last
     assert bins["confidence"].iloc[:2].isna().all()
     np.testing.assert_allclose(bins["confidence"].iloc[2:], [0.6, 0.9])
     np.testing.assert_allclose(bins["accuracy"].iloc[2:], [2 / 3, 2 / 3])
     np.testing.assert_allclose(bins["gap"].iloc[2:], [2 / 3 - 0.6, 2 / 3 - 0.9])
-    assert clinical.expected_calibration_error(bins) == pytest.approx((0.2 + 0.7) / 6)
+    assert stats.expected_calibration_error(probs, labels, 4) == pytest.approx((0.2 + 0.7) / 6)
+    assert bins.attrs["ece"] == pytest.approx((0.2 + 0.7) / 6)
 
 
-def test_expected_calibration_error_matches_torchmetrics():
+def test_reliability_bins_and_their_ece_match_torchmetrics():
     from torchmetrics.functional.classification import multiclass_calibration_error
 
     rng = np.random.default_rng(1)
     logits = rng.normal(size=(500, 5)) * 2
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     labels = rng.integers(0, 5, 500)
-    ours = clinical.expected_calibration_error(clinical.reliability_bins(probs, labels, 15))
-    theirs = multiclass_calibration_error(torch.from_numpy(probs).float(),
-                                          torch.from_numpy(labels), 5, n_bins=15)
-    assert ours == pytest.approx(float(theirs), abs=1e-5)
+    bins = stats.reliability_bins(probs, labels, 15)
+    used = bins[bins["count"] > 0]
+    from_bins = float((used["count"] * used["gap"].abs()).sum() / used["count"].sum())
+    theirs = float(multiclass_calibration_error(torch.from_numpy(probs).float(),
+                                                torch.from_numpy(labels), 5, n_bins=15))
+    # the diagram's bins and the reported number agree with torchmetrics
+    assert from_bins == pytest.approx(theirs, abs=1e-5)
+    assert bins.attrs["ece"] == pytest.approx(theirs, abs=1e-6)
 
 
 def test_classification_summary_roc_and_confusions():
     labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
     probs = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1],
                       [0.3, 0.6, 0.1], [0.1, 0.1, 0.8], [0.2, 0.1, 0.7], [0.1, 0.6, 0.3]])
-    summary = clinical.classification_summary(probs, labels)
+    summary = cls.classification_summary(probs, labels)
     assert summary["accuracy"] == pytest.approx(6 / 8)
     cm = summary["confusion_matrix"]
     np.testing.assert_array_equal(cm, [[2, 1, 0], [0, 2, 0], [0, 1, 2]])
     np.testing.assert_allclose(confusion_fractions(cm)[0], [2 / 3, 1 / 3, 0])
-    confusions = clinical.top_confusions(cm, ["a", "b", "c"])
+    confusions = stats.top_confusions(cm, ["a", "b", "c"])
     assert list(confusions["reference"]) == ["a", "c"]
     assert list(confusions["predicted"]) == ["b", "b"]
     np.testing.assert_allclose(confusions["share_of_reference"], [1 / 3, 1 / 3])
 
-    curves = clinical.roc_curves(probs, labels, ["a", "b", "c"])
+    curves = stats.roc_curves(probs, labels, ["a", "b", "c"])
     assert set(curves) == {"a", "b", "c"}
     assert curves["c"]["auc"] == pytest.approx(1.0)  # every c scores above every other
     # b: positives score 0.8, 0.6; negatives 0.05, 0.3, 0.7, 0.1, 0.1, 0.6: 0.8 beats all 6,
@@ -190,14 +198,14 @@ def test_classification_summary_roc_and_confusions():
 def test_selective_accuracy_and_subsampling():
     probs = np.array([[0.95, 0.05], [0.55, 0.45], [0.2, 0.8], [0.4, 0.6]])
     labels = np.array([0, 1, 1, 0])  # correct: yes, no, yes, no
-    table = clinical.selective_accuracy(probs, labels, thresholds=(0.0, 0.7, 0.99))
+    table = stats.selective_accuracy(probs, labels, thresholds=(0.0, 0.7, 0.99))
     np.testing.assert_allclose(table["coverage"], [1.0, 0.5, 0.0])
     np.testing.assert_allclose(table["accuracy"].iloc[:2], [0.5, 1.0])
     assert np.isnan(table["accuracy"].iloc[2])
     assert list(table["referred"]) == [0, 2, 4]
 
     many = np.repeat(np.arange(4), [10, 3, 7, 1])
-    keep = clinical.subsample_per_class(many, 5, seed=3)
+    keep = cls.subsample_per_class(many, 5, seed=3)
     assert list(np.bincount(many[keep])) == [5, 3, 5, 1]
     assert np.all(np.diff(keep) > 0)
 
@@ -221,11 +229,11 @@ def test_corruption_accuracy_and_tables():
                              np.full((6, 16, 16), 200, np.uint8)])
     labels = np.repeat([0, 1], 6)
     model = _BrightnessModel().eval()
-    probs = clinical.classify_images(model, images, batch_size=5)
+    probs = cls.classify_images(model, images, batch_size=5)
     np.testing.assert_array_equal(probs.argmax(1), labels)
-    np.testing.assert_allclose(probs, clinical.classify_images(model, images, batch_size=100))
+    np.testing.assert_allclose(probs, cls.classify_images(model, images, batch_size=100))
 
-    rows = clinical.corruption_accuracy(model, images, labels, ["brightness", "contrast"], (1, 5))
+    rows = cls.corruption_accuracy(model, images, labels, ["brightness", "contrast"], (1, 5))
     assert list(rows["corruption"]) == ["none", "brightness", "brightness", "contrast",
                                         "contrast"]
     assert list(rows["severity"]) == [0, 1, 5, 1, 5]
@@ -236,7 +244,7 @@ def test_corruption_accuracy_and_tables():
     # the model stays sure of itself when it turns wrong: confidence is no warning here
     assert (rows["mean_confidence"] > 0.9).all()
 
-    table = clinical.robustness_table(rows)
+    table = cls.robustness_table(rows)
     assert list(table.columns) == ["clean", "severity 1", "severity 5"]
     assert list(table.index) == ["brightness", "contrast"]
     assert table.loc["brightness", "severity 5"] == 0.5
@@ -252,12 +260,12 @@ def test_classification_figures_are_labelled():
     rows = pd.DataFrame({"corruption": ["none", "noise", "noise"], "severity": [0, 1, 3],
                          "accuracy": [0.9, 0.7, 0.4]})
     images = rng.integers(0, 255, (60, 16, 16)).astype(np.uint8)
-    for fig in (clinical.plot_roc_curves(clinical.roc_curves(probs, labels, NAMES)),
-                clinical.plot_reliability(clinical.reliability_bins(probs, labels, 10)),
-                clinical.plot_corruptions(rows, chance=1 / 3),
+    for fig in (stats.plot_roc_curves(stats.roc_curves(probs, labels, NAMES)),
+                stats.plot_reliability(stats.reliability_bins(probs, labels, 10)),
+                cls.plot_corruptions(rows, chance=1 / 3),
                 plot_confusion_matrix(np.array([[5, 1, 0], [0, 6, 0], [2, 0, 4]]), NAMES,
                                       "confusion")):
         assert any(ax.get_legend() for ax in fig.axes) or "confusion" in fig.axes[0].get_title()
         _axes_are_labelled(fig)
-    fig = clinical.example_images(images, labels, NAMES)
+    fig = cls.example_images(images, labels, NAMES)
     assert fig.get_suptitle()

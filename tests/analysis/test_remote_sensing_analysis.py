@@ -1,4 +1,4 @@
-"""domainvit.analysis.remote_sensing on small scenes with known answers: per-class
+"""domainvit.tasks.hsi.analysis on small scenes with known answers: per-class
 producer's and user's accuracy, scores and error maps of a window, class spectra, RGB
 composites, the scene classifier against the model's own patches, GeoTIFF crops and
 class-map checks, areas, and the figures' titles and axis labels."""
@@ -15,7 +15,7 @@ import rasterio
 import torch
 from affine import Affine
 
-from domainvit.analysis import remote_sensing as rs
+from domainvit.tasks.hsi import analysis as rs
 from domainvit.tasks.hsi.data import Scene
 
 matplotlib.use("Agg")

@@ -1,5 +1,6 @@
-"""Remote-sensing analysis of the hyperspectral models: the benchmark scene and a real
-Sentinel-2 scene.
+"""Remote-sensing analysis of the hyperspectral models (the notebook
+``notebooks/remote_sensing_analysis.ipynb``): the benchmark scene and a real Sentinel-2
+scene.
 
 Benchmark (task ``hsi``, the ``hsi-parcels`` scene with its spatially disjoint split):
 :func:`classify_scene` classifies every pixel of the scene (or of a window of it) the way
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from domainvit.analysis.common import legend_patches
+from domainvit.tasks.hsi.preview import RGB_NM, read_rgb, rgb_bands, stretch_rgb
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
     from domainvit.config import RunConfigBase
     from domainvit.tasks.hsi.data import HSIData, Scene
 
-#: band centres (nm) of true-colour composites: red, green, blue
-RGB_NM = (640.0, 550.0, 470.0)
 #: strong water-vapour absorptions (nm): the noisiest bands of airborne reflectance
 WATER_VAPOUR_NM = ((1340.0, 1460.0), (1790.0, 1960.0))
 
@@ -167,34 +167,11 @@ def error_map(predicted: np.ndarray, scene: Scene, window: Window | None = None,
     return out
 
 
-def rgb_bands(wavelengths: np.ndarray | None, count: int, nm: Sequence[float] = RGB_NM
-              ) -> list[int]:
-    """0-based bands nearest ``nm`` (red, green, blue); without wavelengths, the bands at
-    3/4, 1/2 and 1/4 of the band list."""
-    if wavelengths is not None:
-        return [int(np.argmin(np.abs(np.asarray(wavelengths) - w))) for w in nm]
-    return [round((count - 1) * f) for f in (0.75, 0.5, 0.25)]
-
-
-def stretch_rgb(bands: np.ndarray, valid: np.ndarray,
-                percentiles: tuple[float, float] = (2, 98)) -> np.ndarray:
-    """float RGB ``[h, w, 3]`` in [0, 1] from three bands ``[3, h, w]`` (red, green,
-    blue), each stretched between its ``percentiles`` over the valid pixels; nodata
-    black."""
-    rgb = np.zeros((*bands.shape[1:], 3), np.float64)
-    if not valid.any():
-        return rgb
-    for channel in range(3):
-        low, high = np.percentile(bands[channel][valid], percentiles)
-        rgb[..., channel] = np.clip((bands[channel] - low) / max(high - low, 1e-9), 0, 1)
-    rgb[~valid] = 0
-    return rgb
-
-
 def rgb_composite(cube: np.ndarray, wavelengths: np.ndarray | None, valid: np.ndarray,
                   nm: Sequence[float] = RGB_NM) -> np.ndarray:
-    """A true-colour composite of a cube ``[bands, h, w]`` (:func:`rgb_bands`,
-    :func:`stretch_rgb`)."""
+    """A true-colour composite of a cube ``[bands, h, w]``
+    (:func:`~domainvit.tasks.hsi.preview.rgb_bands`,
+    :func:`~domainvit.tasks.hsi.preview.stretch_rgb`)."""
     return stretch_rgb(cube[rgb_bands(wavelengths, cube.shape[0], nm)], valid)
 
 
@@ -257,30 +234,27 @@ def raster_extent_km(path: Path, window: Window | None = None
 def evaluate_split(model: nn.Module, data: HSIData, split: str = "test",
                    max_pixels: int | None = None, seed: int = 0, batch_size: int = 256
                    ) -> dict[str, object]:
-    """:func:`~domainvit.tasks.hsi.metrics.score_labels` of ``model`` over the ``split``
-    pixels of ``data`` (a random ``max_pixels`` of them, if given), in the evaluation's
-    way (:class:`~domainvit.tasks.hsi.data.PixelPatches`, no augmentation)."""
-    import torch
+    """OA, AA and kappa of ``model`` over the ``split`` pixels of ``data`` (a random
+    ``max_pixels`` of them, if given), by the engine's evaluation loop with the task's
+    metrics (:class:`~domainvit.tasks.hsi.data.PixelPatches`, no augmentation)."""
     from torch.utils.data import DataLoader, Subset
 
+    from domainvit.engine import run_evaluation
+    from domainvit.registry import get_task
     from domainvit.tasks.hsi.data import PixelPatches
-    from domainvit.tasks.hsi.metrics import score_labels
 
+    task = get_task("hsi")
     dataset = PixelPatches(data, split)
     indices = np.arange(len(dataset))
     if max_pixels is not None and len(indices) > max_pixels:
         indices = np.sort(np.random.default_rng(seed).choice(indices, max_pixels, replace=False))
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
-    predicted, target = [], []
-    model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            predicted.append(model(batch["input"]).argmax(1))
-            target.append(batch["target"])
-    result = score_labels(torch.cat(predicted).numpy(), torch.cat(target).numpy(),
-                          data.class_names)
-    return {"oa": float(result["oa"]), "aa": float(result["aa"]),
-            "kappa": float(result["kappa"]), "pixels": len(indices)}
+    device = next(model.parameters()).device
+    metrics = task.build_metrics(data).to(device)
+    result = run_evaluation(task, model, loader, metrics, device,
+                            amp_dtype=None, show_progress=False, desc=f"evaluate {split}")
+    return {"oa": result["oa"], "aa": result["aa"], "kappa": result["kappa"],
+            "pixels": len(indices)}
 
 
 def train_model(config: str, run_dir: Path, overrides: Sequence[str] = ()) -> Path:
@@ -423,14 +397,13 @@ def pixel_area_m2(path: Path) -> float:
 def raster_rgb(path: Path, nm: Sequence[float] = RGB_NM, max_pixels: int = 1024
                ) -> np.ndarray:
     """A true-colour composite of a reflectance raster (bands nearest ``nm``), read
-    decimated so that its longer side is at most ``max_pixels``."""
+    decimated so that its longer side is at most ``max_pixels``
+    (:func:`~domainvit.tasks.hsi.preview.read_rgb`, the dashboard's preview)."""
     from domainvit.datasets.raster.opening import open_raster
 
     with open_raster(path) as src:
         info = src.info
-        cube, valid = src.read(bands=rgb_bands(info.wavelengths, info.count, nm))
-    step = max(1, -(-max(info.height, info.width) // max_pixels))
-    return stretch_rgb(cube[:, ::step, ::step], valid[::step, ::step])
+        return read_rgb(src, rgb_bands(info.wavelengths, info.count, nm), max_pixels)
 
 
 def raster_spectra(path: Path, samples: int = 20000, seed: int = 0) -> pd.DataFrame:
