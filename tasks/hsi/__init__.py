@@ -19,12 +19,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from domainvit import checkpoint as ckpt
-from domainvit.datasets.hsi_scene import (
-    HSI_PARCELS,
-    SENTINEL2,
-    build_hsi_parcels,
-    build_sentinel2,
-)
+from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS, SENTINEL2
+from domainvit.datasets.hsi_scenes.parcels import build_hsi_parcels
+from domainvit.datasets.hsi_scenes.sentinel2 import build_sentinel2
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.errors import CheckpointError, UserError
 from domainvit.registry import ModelEntry, Task, register_task

@@ -27,8 +27,10 @@ from streamlit.testing.v1 import app_test as app_test_module
 
 from domainvit import checkpoint as ckpt
 from domainvit.dashboard.launch import MODELS_ENV, app_path
-from domainvit.datasets import hsi_scene
 from domainvit.datasets.brain import CLASS_NAMES, MRICRON_TEMPLATES
+from domainvit.datasets.hsi_scenes.conventions import CLASSES_FILE
+from domainvit.datasets.hsi_scenes.parcels import write_scene
+from domainvit.datasets.hsi_scenes.simulator import make_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the first run imports every task (torch, MONAI, ...): seconds on a busy machine
@@ -135,9 +137,9 @@ def ct_series_zip(tmp_path_factory, ct_slice) -> Path:
 def hsi_scene_dir(tmp_path_factory) -> Path:
     """A small parcel scene: 220 AVIRIS bands with the benchmark's tags, EPSG:32616."""
     folder = tmp_path_factory.mktemp("parcels")
-    scene = hsi_scene.make_scene(size=48, block=16, margin=2, parcel_size=10.0,
+    scene = make_scene(size=48, block=16, margin=2, parcel_size=10.0,
                                  train_fraction=0.1)
-    hsi_scene.write_scene(scene, folder)
+    write_scene(scene, folder)
     return folder
 
 
@@ -157,7 +159,7 @@ def _relabelled_copy(task: str, name: str, target: Path, data: dict) -> None:
 def _train_hsi(scene_dir: Path, run_dir: Path) -> Path:
     from domainvit.engine import train
 
-    classes = json.loads((scene_dir / hsi_scene.CLASSES_FILE).read_text())
+    classes = json.loads((scene_dir / CLASSES_FILE).read_text())
     config = {
         "task": "hsi", "seed": 0, "run_dir": str(run_dir),
         "model": {"name": "vphype", "in_bands": 220, "pca_components": 6,

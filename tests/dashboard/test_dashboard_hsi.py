@@ -14,7 +14,9 @@ from rasterio.io import MemoryFile
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import validate_config
-from domainvit.datasets import hsi_scene
+from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
+from domainvit.datasets.hsi_scenes.simulator import CLASSES
+from domainvit.datasets.hsi_scenes.spectra import aviris_bands
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.hsi.predict import classify_raster
@@ -26,7 +28,7 @@ KEY = "hsi-upload"
 
 @pytest.fixture(scope="module")
 def scene_tif(hsi_scene_dir):
-    return hsi_scene_dir / hsi_scene.SCENE_FILE
+    return hsi_scene_dir / SCENE_FILE
 
 
 def _reference_map(models_dir, raster, tmp_path) -> np.ndarray:
@@ -57,11 +59,11 @@ def test_a_geotiff_is_classified_previewed_and_downloaded_with_its_crs(
         nodata = (source.read() == 0).all(axis=0)
     np.testing.assert_array_equal(labels, _reference_map(models_dir, scene_tif, tmp_path))
     assert (labels[nodata] == 0).all() and (labels[~nodata] > 0).all()
-    names = [c.name for c in hsi_scene.CLASSES]
+    names = [c.name for c in CLASSES]
     assert [tags[f"class_{i + 1}"] for i in range(len(names))] == names
 
     # RGB preview from the bands nearest 640/550/470 nm; class map with its legend
-    centres = hsi_scene.aviris_bands()[0]
+    centres = aviris_bands()[0]
     bands = {box.key.split("-")[2]: box.value for box in at.selectbox
              if box.key.startswith("hsi-band-")}
     picked = [bands[colour] for colour in ("Red", "Green", "Blue")]

