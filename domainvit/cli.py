@@ -86,11 +86,6 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    raise UserError("no benchmarks are registered with `domainvit bench` yet; the scripts in "
-                    "benchmarks/ run directly")
-
-
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -169,8 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--force", action="store_true", help="rebuild even if already prepared")
     sub.set_defaults(handler=_cmd_data_prepare)
 
-    sub = add("bench", _cmd_bench, "run registered benchmarks")
-    sub.add_argument("names", nargs="*", metavar="NAME")
     from domainvit.dashboard.launch import DEFAULT_ADDRESS, DEFAULT_PORT
 
     sub = add("dashboard", _cmd_dashboard,
@@ -196,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("domainvit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        # A command under torchrun joined a process group (domainvit.engine.setup_device);
+        # leaving it here, where the command ends, frees its resources on every rank.
+        from domainvit.distributed import shutdown_distributed
+
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

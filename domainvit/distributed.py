@@ -50,6 +50,8 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group, if this process joined one (the command line calls it
+    when a command ends)."""
     if dist.is_initialized():
         dist.destroy_process_group()
 

@@ -2,17 +2,19 @@
 
 A task supplies what differs between fields (model builders, datasets, loss, metrics,
 file-level prediction); the engine in :mod:`domainvit.engine` does everything else.
-Task packages live in ``domainvit.tasks.<name>`` and register themselves on import;
-third-party packages can add tasks through the ``domainvit.tasks`` entry-point group.
+Task packages register themselves on import. Every task, built in or from another
+distribution, is declared in the ``domainvit.tasks`` entry-point group (ours in
+pyproject.toml), which :func:`load_tasks` reads, so the registry (core) never names the
+task packages (a layer above it).
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
+from domainvit._layout import source_tree_root
 from domainvit.errors import UserError
 
 
@@ -138,25 +141,56 @@ def register_task(task_cls: type[Task]) -> type[Task]:
     return task_cls
 
 
-def _import_task_module(name: str, label: str) -> None:
+#: the entry-point group in which task packages declare themselves (``name = "module"``)
+TASK_ENTRY_POINTS = "domainvit.tasks"
+
+
+def declared_tasks() -> list[EntryPoint]:
+    """The entry points of every task package: from the installed distributions, except
+    that in a source checkout the checkout's own pyproject.toml stands in for domainvit's
+    installed metadata, so ``PYTHONPATH=.`` finds the built-in tasks and an editable
+    install never needs reinstalling after a task is added."""
+    declared: list[EntryPoint] = []
+    root = source_tree_root()
+    if root is not None:
+        with open(root / "pyproject.toml", "rb") as handle:
+            project = tomllib.load(handle).get("project", {})
+        group = project.get("entry-points", {}).get(TASK_ENTRY_POINTS, {})
+        declared += [EntryPoint(name, value, TASK_ENTRY_POINTS) for name, value in group.items()]
+    for entry in entry_points(group=TASK_ENTRY_POINTS):
+        dist = entry.dist.name if entry.dist is not None else None
+        ours_from_checkout = root is not None and dist == "domainvit"
+        # (a distribution found twice on the path lists its entry points twice)
+        if not ours_from_checkout and (entry.name, entry.value) not in {
+                (seen.name, seen.value) for seen in declared}:
+            declared.append(entry)
+    return declared
+
+
+def _import_task_module(module: str, label: str) -> None:
     try:
-        importlib.import_module(name)
+        importlib.import_module(module)
     except ImportError as exc:
-        # A task whose optional dependencies are missing is listed as unavailable
-        # instead of breaking every other task.
-        _REGISTRY.unavailable[label] = f"missing dependency: {exc.name or exc}"
+        missing = (exc.name or "") if isinstance(exc, ModuleNotFoundError) else ""
+        if not missing or missing.partition(".")[0] == module.partition(".")[0]:
+            # a name or a module of the task's own package that does not import is a
+            # bug, never a reason for the task to drop out of the registry unnoticed
+            exc.add_note(f"(while loading task {label!r} from {module})")
+            raise
+        # A task whose optional dependency is missing is listed as unavailable, with the
+        # missing module, instead of breaking every other task.
+        _REGISTRY.unavailable[label] = f"missing dependency: {missing}"
 
 
 def load_tasks() -> dict[str, Task]:
-    """Import every task package (built in and from entry points) once; return the registry."""
-    if not _REGISTRY.loaded:
-        import domainvit.tasks as builtin
+    """Import every declared task package (:func:`declared_tasks`) once; return the registry.
 
-        for info in pkgutil.iter_modules(builtin.__path__):
-            if info.ispkg:
-                _import_task_module(f"{builtin.__name__}.{info.name}", info.name)
-        for ep in entry_points(group="domainvit.tasks"):
-            _import_task_module(ep.value.split(":")[0], ep.name)
+    A task whose optional dependency is not installed is recorded in
+    :func:`unavailable_tasks`; any other import error propagates.
+    """
+    if not _REGISTRY.loaded:
+        for entry in declared_tasks():
+            _import_task_module(entry.module, entry.name)
         _REGISTRY.loaded = True
     return _REGISTRY.tasks
 

@@ -1,18 +1,23 @@
-"""The command line: help everywhere, JSON output, and one-line errors for bad input."""
+"""The command line: help everywhere, the task list (unavailable tasks included), JSON
+output, and one-line errors for bad input."""
 
 from __future__ import annotations
 
 import json
+import os
+import tomllib
 from pathlib import Path
 
 import pytest
+import torch.distributed as dist
 
 from domainvit import checkpoint as ckpt
 from domainvit.cli import build_parser, main
-from tests.conftest import run_cli
+from domainvit.registry import declared_tasks
+from tests.conftest import ROOT, run_cli
 
 COMMANDS = [["list"], ["train"], ["eval"], ["predict"], ["data"], ["data", "list"],
-            ["data", "prepare"], ["bench"], ["dashboard"]]
+            ["data", "prepare"], ["dashboard"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -27,6 +32,58 @@ def test_list_shows_tasks_models_and_configs(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "smoke:" in out and "model  smoke_mlp" in out and "config smoke/quickstart" in out
+
+
+def test_every_task_package_is_declared_as_an_entry_point():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "entry-points"]["domainvit.tasks"]
+    packages = {p.name for p in (ROOT / "tasks").iterdir() if (p / "__init__.py").is_file()}
+    assert declared == {name: f"domainvit.tasks.{name}" for name in packages}
+    assert {entry.name for entry in declared_tasks()} >= packages
+
+
+def _task_distribution(folder: Path, package_source: str) -> dict[str, str]:
+    """A distribution ``fake-tasks`` in ``folder`` that declares the task ``fake`` (its
+    package's source is ``package_source``); the environment that puts it on the path."""
+    (folder / "fake_tasks").mkdir()
+    (folder / "fake_tasks" / "__init__.py").write_text(package_source)
+    info = folder / "fake_tasks-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-tasks\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[domainvit.tasks]\nfake = fake_tasks\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder),
+                                                         os.environ.get("PYTHONPATH")]))}
+
+
+def test_list_names_the_missing_dependency_of_an_unavailable_task(tmp_path: Path):
+    env = _task_distribution(tmp_path, "import lidar_reader_not_installed\n")
+    result = run_cli("list", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "fake: unavailable (missing dependency: lidar_reader_not_installed)" in result.stdout
+    assert "smoke:" in result.stdout
+
+
+@pytest.mark.parametrize("source,error", [
+    ("import fake_tasks.model\n", "ModuleNotFoundError: No module named 'fake_tasks.model'"),
+    ("from domainvit.registry import register_tusk\n",
+     "ImportError: cannot import name 'register_tusk' from 'domainvit.registry'"),
+], ids=["missing module", "missing name"])
+def test_an_import_error_of_our_own_code_is_a_bug_not_an_unavailable_task(
+        tmp_path: Path, source: str, error: str):
+    result = run_cli("list", env=_task_distribution(tmp_path, source))
+    assert result.returncode == 1 and "unavailable" not in result.stdout
+    assert error in result.stderr
+    assert "(while loading task 'fake' from fake_tasks)" in result.stderr
+
+
+def test_a_command_leaves_the_process_group_it_ran_in(capsys):
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        assert main(["list"]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +177,3 @@ def test_resume_keeps_last_checkpoint_when_config_is_wrong(trained_run, capsys):
     assert "optim.lr" in capsys.readouterr().err
     assert (run / "checkpoints" / "last.safetensors").read_bytes() == before
 
-
-@pytest.mark.parametrize("command,message", [
-    (["bench"], "no benchmarks are registered"),
-])
-def test_unfilled_commands_say_so(command, message, capsys):
-    assert main(command) == 1
-    assert message in capsys.readouterr().err
