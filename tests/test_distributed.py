@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from domainvit import checkpoint as ckpt
 from tests.conftest import ROOT
+
+# starts torchrun process groups (make test-fast leaves them out)
+pytestmark = pytest.mark.slow
 
 
 def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:

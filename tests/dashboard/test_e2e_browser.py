@@ -32,6 +32,9 @@ try:
 except ImportError:  # reported by the ``browser`` fixture as a failure, not a skip
     sync_playwright = None
 
+# a real browser against a live server (make test-fast leaves it out)
+pytestmark = pytest.mark.slow
+
 SCREENSHOTS_ENV = "DOMAINVIT_SCREENSHOTS"
 HSI_MODEL = "quickstart (vphype, bundled)"
 #: a page screenshot at least this varied is not blank

@@ -109,6 +109,7 @@ def _outputs(notebook: nbformat.NotebookNode) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_notebook_runs_in_smoke_mode_and_shows_every_figure(executed, name: str):
     notebook, out_dir = executed[name]
     outputs = _outputs(notebook)
@@ -128,6 +129,7 @@ def test_notebook_runs_in_smoke_mode_and_shows_every_figure(executed, name: str)
     assert tables, "the notebook shows its tables"
 
 
+@pytest.mark.slow
 def test_clinical_notebook_reports_segmentation_and_classification(executed):
     notebook, _ = executed["clinical_analysis"]
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "")
@@ -138,6 +140,7 @@ def test_clinical_notebook_reports_segmentation_and_classification(executed):
     assert "clean accuracy" in text and "weakest segmented region" in text
 
 
+@pytest.mark.slow
 def test_remote_sensing_notebook_writes_a_georeferenced_sentinel2_map(executed):
     import rasterio
 

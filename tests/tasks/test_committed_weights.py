@@ -17,6 +17,9 @@ from domainvit.registry import load_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# scores whole held-out sets with the shipped models (make test-fast leaves them out)
+pytestmark = pytest.mark.slow
+
 
 def weights(task: str, name: str) -> Path:
     path = ROOT / "tasks" / task / "weights" / f"{name}.safetensors"
