@@ -20,6 +20,7 @@ from domainvit.config import ScheduleConfig, load_config
 from domainvit.engine import Trainer, evaluate, predict, train
 from domainvit.errors import NonFiniteLossError, UserError
 from domainvit.optim import lr_factor
+from domainvit.outputs import output_stem
 from tests.conftest import ROOT
 
 
@@ -203,6 +204,14 @@ def test_predict_rejects_inputs_that_would_collide(smoke_config: Path, tmp_path:
         predict(str(smoke_config), str(tmp_path), [str(tmp_path / "x" / "scan.csv"),
                                                    str(tmp_path / "y" / "scan.csv")],
                 str(tmp_path / "out"))
+
+
+@pytest.mark.parametrize("path,stem", [
+    ("scans/brain.nii.gz", "brain"), ("SCENE.TAR.GZ", "SCENE"), ("points.csv", "points"),
+    ("../up/.hidden file.npy", "hidden_file"), ("é ü.png", "_"), ("...", "input"),
+])
+def test_output_names_keep_the_stem_and_only_safe_characters(path: str, stem: str):
+    assert output_stem(Path(path)) == stem
 
 
 def test_schedule_warmup_then_cosine_to_floor():
