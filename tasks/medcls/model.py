@@ -50,15 +50,17 @@ from torch import nn
 
 from domainvit.attention import NeighborhoodAttention, SpatialReductionAttention
 from domainvit.attention.common import ceil_to_multiple, check_tokens, crop_spatial
-from domainvit.backbone import (
-    ClassifierHead,
-    StagedClassifierMixin,
-    check_local_weights,
-    init_linear_weights,
-)
-from domainvit.config import StrictModel
+from domainvit.backbone import StagedClassifierMixin, check_local_weights
 from domainvit.errors import UserError
 from domainvit.kernels import na1d, na2d
+from domainvit.layers import (
+    ClassifierHead,
+    channels_first,
+    channels_last,
+    factory_device,
+    init_linear_weights,
+)
+from domainvit.schema import StrictModel
 
 __all__ = [
     "VARIANTS",
@@ -87,14 +89,6 @@ GLOBAL_EVERY = (0, 3, 3, 1)
 #: per stage: dilation of the dilated LFP blocks, and spatial reduction of GFP attention
 DILATIONS = (8, 4, 2, 1)
 SR_RATIOS = (8, 4, 2, 1)
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    return x.movedim(1, -1)
-
-
-def _channels_first(x: torch.Tensor) -> torch.Tensor:
-    return x.movedim(-1, 1)
 
 
 class Stem(nn.Module):
@@ -326,7 +320,7 @@ class FittedSpatialReductionAttention(SpatialReductionAttention):
         padding: list[int] = []
         for length, target in zip(reversed(spatial), reversed(padded), strict=True):
             padding += [0, target - length]
-        x = _channels_last(F.pad(_channels_first(x), padding, mode="replicate"))
+        x = channels_last(F.pad(channels_first(x), padding, mode="replicate"))
         return crop_spatial(super().forward(x), spatial)
 
 
@@ -353,7 +347,7 @@ class LocalFeaturePerception(nn.Module):
 
     def mix_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """The attention half of the block (the only part that mixes distant tokens)."""
-        attended = _channels_first(self.attn(_channels_last(self.norm1(x))))
+        attended = channels_first(self.attn(channels_last(self.norm1(x))))
         return x + self.drop_path1(attended)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -409,11 +403,11 @@ class GlobalFeaturePerception(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.to_attention(x)
-        x = x + self.drop_path1(_channels_first(self.attn(_channels_last(self.norm(x)))))
+        x = x + self.drop_path1(channels_first(self.attn(channels_last(self.norm(x)))))
         y = self.to_conv(x)
         y = y + self.drop_path2(self.conv_attn(y))
-        z = _channels_last(torch.cat([x, y], dim=1))
-        return _channels_first(z + self.drop_path3(self.kan(z)))
+        z = channels_last(torch.cat([x, y], dim=1))
+        return channels_first(z + self.drop_path3(self.kan(z)))
 
 
 def block_kinds(depth: int, global_every: int) -> list[str]:
@@ -512,6 +506,9 @@ class MedViTV2(StagedClassifierMixin, nn.Module):
         head_dim: channels per attention head (and per conv-attention group).
         drop_rate: dropout before the classifier.
         drop_path_rate: stochastic depth of the last block, rising linearly from 0.
+        device: where to create the parameters (timm's factory argument; ``"meta"`` to
+            build the structure without allocating them).
+        dtype: the parameters' floating-point type.
     """
 
     def __init__(
@@ -529,6 +526,8 @@ class MedViTV2(StagedClassifierMixin, nn.Module):
         head_dim: int = HEAD_DIM,
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         dims, depths = tuple(dims), tuple(depths)
@@ -541,24 +540,27 @@ class MedViTV2(StagedClassifierMixin, nn.Module):
         self.num_features = self.head_hidden_size = dims[-1]
         self.feature_info: list[dict[str, Any]] = []
 
-        self.stem = Stem(in_chans, dims[0], stem_width)
-        drop_path = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        stages = []
-        for i in range(NUM_STAGES):
-            first = sum(depths[:i])
-            stages.append(MedViTV2Stage(
-                dims[max(i - 1, 0)], dims[i], depths[i], downsample=i > 0,
-                global_every=global_every[i], dilation=dilations[i], sr_ratio=sr_ratios[i],
-                kernel_size=kernel_size, head_dim=head_dim,
-                drop_path=drop_path[first:first + depths[i]],
-            ))
-            self.feature_info.append(
-                dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}")
-            )
-        self.stages = nn.Sequential(*stages)
-        self.norm = nn.BatchNorm2d(dims[-1])
-        self.head = ClassifierHead(dims[-1], num_classes, global_pool, drop_rate)
-        self.apply(init_linear_weights)
+        with factory_device(device):
+            self.stem = Stem(in_chans, dims[0], stem_width)
+            drop_path = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
+            stages = []
+            for i in range(NUM_STAGES):
+                first = sum(depths[:i])
+                stages.append(MedViTV2Stage(
+                    dims[max(i - 1, 0)], dims[i], depths[i], downsample=i > 0,
+                    global_every=global_every[i], dilation=dilations[i], sr_ratio=sr_ratios[i],
+                    kernel_size=kernel_size, head_dim=head_dim,
+                    drop_path=drop_path[first:first + depths[i]],
+                ))
+                self.feature_info.append(
+                    dict(num_chs=dims[i], reduction=4 * 2**i, module=f"stages.{i}")
+                )
+            self.stages = nn.Sequential(*stages)
+            self.norm = nn.BatchNorm2d(dims[-1])
+            self.head = ClassifierHead(dims[-1], num_classes, global_pool, drop_rate)
+            self.apply(init_linear_weights)
+        if dtype is not None:
+            self.to(dtype=dtype)
 
     @classmethod
     def from_config(cls, cfg: MedViTV2Config, in_chans: int, num_classes: int) -> MedViTV2:

@@ -1,4 +1,5 @@
-"""The hierarchical backbone and its timm registration (domainvit.backbone)."""
+"""The hierarchical backbone and its timm registration (domainvit.backbone), and its layers
+(domainvit.layers)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 import domainvit.backbone  # noqa: F401  (registers the variants with timm)
-from domainvit.backbone import DomainViT, PatchMerging
+from domainvit.backbone import DomainViT
 from domainvit.errors import UserError
+from domainvit.layers import PatchMerging
 
 VARIANTS = [
     "domainvit_nat_tiny",
