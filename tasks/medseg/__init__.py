@@ -20,9 +20,10 @@ from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.errors import ConfigError
 from domainvit.registry import ModelEntry, Task, register_task
 from domainvit.tasks.medseg.data import SegData, build_dataset, class_names
+from domainvit.tasks.medseg.macmd import MACMD, MACMDConfig
 from domainvit.tasks.medseg.metrics import SegmentationMetrics
-from domainvit.tasks.medseg.model import MACMD, MACMDConfig, TransDAE, TransDAEConfig
 from domainvit.tasks.medseg.predict import predict_scans, segment_volume
+from domainvit.tasks.medseg.transdae import TransDAE, TransDAEConfig
 
 register_sample_dataset(SampleDataset(
     name=BRAIN_LOBES,

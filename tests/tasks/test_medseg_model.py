@@ -1,4 +1,5 @@
-"""The medseg segmentation models (domainvit.tasks.medseg.model): TransDAE and MACMD.
+"""The medseg segmentation models: TransDAE (domainvit.tasks.medseg.transdae) and MACMD
+(domainvit.tasks.medseg.macmd).
 
 Every model here is tiny (a few thousand parameters, inputs of a few dozen pixels) so
 that the whole file runs in seconds on two CPU cores; the behaviour checked does not
@@ -15,14 +16,8 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from domainvit.errors import UserError
-from domainvit.tasks.medseg.model import (
-    MACMD,
-    DepthwiseConv,
-    MACMDConfig,
-    PatchExpand,
-    TransDAE,
-    TransDAEConfig,
-)
+from domainvit.tasks.medseg.macmd import MACMD, MACMDConfig
+from domainvit.tasks.medseg.transdae import DepthwiseConv, PatchExpand, TransDAE, TransDAEConfig
 
 TINY_TRANSDAE = dict(embed_dim=8, depths=(1, 1), head_dim=8, mlp_ratio=1.0)
 TINY_MACMD = {
