@@ -24,7 +24,8 @@ import streamlit as st
 
 from domainvit.dashboard import home
 from domainvit.errors import UserError
-from domainvit.registry import Task, iter_tasks
+from domainvit.registry import iter_tasks
+from domainvit.task import Task
 
 #: the package holding one page module per task
 PAGES_PACKAGE = "domainvit.dashboard.task_pages"

@@ -24,7 +24,7 @@ from typing import Any
 from domainvit.checkpoint import read_meta
 from domainvit.dashboard.launch import models_folders
 from domainvit.errors import CheckpointError
-from domainvit.registry import Task
+from domainvit.task import Task
 
 BUNDLED = "bundled"
 MODELS_FOLDER = "models folder"

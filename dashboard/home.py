@@ -6,7 +6,8 @@ import streamlit as st
 
 from domainvit.dashboard import widgets
 from domainvit.dashboard.launch import MAX_UPLOAD_MB, MODELS_ENV
-from domainvit.registry import Task, unavailable_tasks
+from domainvit.registry import unavailable_tasks
+from domainvit.task import Task
 
 
 def render(tasks: list[Task], pages: dict[str, st.Page]) -> None:

@@ -34,7 +34,8 @@ from domainvit.dashboard.checkpoints import (
 from domainvit.dashboard.launch import MAX_UPLOAD_MB, MODELS_ENV
 from domainvit.dashboard.uploads import private_folder, remove_folder, save_upload
 from domainvit.errors import UserError
-from domainvit.registry import Task, iter_tasks
+from domainvit.registry import iter_tasks
+from domainvit.task import Task
 
 T = TypeVar("T")
 

@@ -16,8 +16,9 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from domainvit.errors import ConfigError, UserError
-from domainvit.registry import Task, get_task, load_tasks
+from domainvit.registry import get_task, load_tasks
 from domainvit.schema import StrictModel
+from domainvit.task import Task
 
 
 class OptimConfig(StrictModel):

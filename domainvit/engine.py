@@ -1,6 +1,6 @@
 """One training, evaluation and prediction loop for every task.
 
-A task (:class:`domainvit.registry.Task`) supplies the model, datasets, loss and metrics;
+A task (:class:`domainvit.task.Task`) supplies the model, datasets, loss and metrics;
 this module does the rest: devices and mixed precision, DDP under ``torchrun``,
 optimizers and schedules, gradient accumulation and clipping, EMA weights, progress
 bars, ``metrics.jsonl`` and TensorBoard logs, best-checkpoint selection, and resumable
@@ -41,7 +41,8 @@ from domainvit.distributed import (
 from domainvit.errors import CheckpointError, ConfigError, NonFiniteLossError, UserError
 from domainvit.optim import build_optimizer, build_scheduler
 from domainvit.outputs import output_stem
-from domainvit.registry import Task, get_task
+from domainvit.registry import get_task
+from domainvit.task import Task
 
 # --- devices, precision, seeding ------------------------------------------------------
 
@@ -192,6 +193,7 @@ def eval_loader(dataset: Dataset, batch_size: int, info: DistInfo, workers: int)
 @torch.no_grad()
 def run_evaluation(
     task: Task,
+    data_cfg: Any,
     model: nn.Module,
     loader: DataLoader,
     metrics: Any,
@@ -200,7 +202,8 @@ def run_evaluation(
     show_progress: bool,
     desc: str,
 ) -> dict[str, float]:
-    """Loss and task metrics over ``loader``, reduced across DDP ranks."""
+    """Loss and task metrics over ``loader`` (of the data described by ``data_cfg``),
+    reduced across DDP ranks."""
     from torchmetrics import MeanMetric
 
     model.eval()
@@ -208,9 +211,9 @@ def run_evaluation(
     mean_loss = MeanMetric().to(device)
     for batch in tqdm(loader, desc=desc, leave=False, disable=not show_progress,
                       file=sys.stderr):
-        batch = to_device(batch, device)
+        batch = task.prepare_batch(to_device(batch, device), data_cfg, training=False)
         with _autocast(device, amp_dtype):
-            outputs = task.forward(model, batch)
+            outputs = task.forward(model, batch, data_cfg)
             loss = task.loss(outputs, batch)
         mean_loss.update(loss.float(), weight=_batch_size(batch))
         task.update_metrics(metrics, _float_outputs(outputs), batch)
@@ -437,13 +440,14 @@ class Trainer:
             for batch_index, batch in enumerate(loader, start=first_batch):
                 if batch_index >= usable:
                     break
-                batch = to_device(batch, self.device)
+                batch = self.task.prepare_batch(to_device(batch, self.device), self.cfg.data,
+                                                training=True)
                 sync = (batch_index + 1) % accum == 0
                 no_sync = model.no_sync() if self.info.enabled and not sync else (
                     contextlib.nullcontext())
                 with no_sync:
                     with _autocast(self.device, self.amp_dtype):
-                        outputs = self.task.forward(model, batch)
+                        outputs = self.task.forward(model, batch, self.cfg.data)
                         loss = self.task.loss(outputs, batch)
                     loss_value = loss.detach().float()
                     finite = bool(torch.isfinite(loss_value))
@@ -508,7 +512,7 @@ class Trainer:
         if validate:
             eval_model = self.ema.module if self.ema is not None else unwrap(self.model)
             val = run_evaluation(
-                self.task, eval_model,
+                self.task, self.cfg.data, eval_model,
                 eval_loader(self.val_set, self.task.eval_batch_size or self.tcfg.batch_size,
                             self.info, self.tcfg.num_workers),
                 self.metrics, self.device, self.amp_dtype, self.info.is_main, "validate",
@@ -599,7 +603,7 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     loader = eval_loader(dataset, task.eval_batch_size or cfg.train.batch_size, info,
                          cfg.train.num_workers)
     metrics = task.build_metrics(cfg.data).to(device)
-    return run_evaluation(task, model, loader, metrics, device,
+    return run_evaluation(task, cfg.data, model, loader, metrics, device,
                           autocast_dtype(cfg.train.precision, device), info.is_main,
                           f"evaluate {split or task.eval_split}")
 

@@ -1,7 +1,6 @@
-"""The task registry: every task package registers one :class:`Task`.
+"""The task registry: every task package registers one :class:`~domainvit.task.Task`
+(the contract, in :mod:`domainvit.task`).
 
-A task supplies what differs between fields (model builders, datasets, loss, metrics,
-file-level prediction); the engine in :mod:`domainvit.engine` does everything else.
 Task packages register themselves on import. Every task, built in or from another
 distribution, is declared in the ``domainvit.tasks`` entry-point group (ours in
 pyproject.toml), which :func:`load_tasks` reads, so the registry (core) never names the
@@ -12,112 +11,13 @@ from __future__ import annotations
 
 import importlib
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from pathlib import Path
-from typing import Any
-
-import torch
-from pydantic import BaseModel
-from torch import nn
-from torch.utils.data import Dataset
 
 from domainvit._layout import source_tree_root
 from domainvit.errors import UserError
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A model a task can train: its builder and the schema of its ``model:`` section.
-
-    ``schema`` must be a pydantic model with a ``name: Literal["<name>"]`` field; the
-    builder takes the validated section and the task's validated ``data:`` section.
-    """
-
-    name: str
-    schema: type[BaseModel]
-    build: Callable[[Any, Any], nn.Module]
-    description: str = ""
-
-
-class Task:
-    """Base class of a task. Subclasses set the class attributes and override hooks.
-
-    Batches are dicts of tensors; by default the model is called on ``batch["input"]``,
-    and metrics are updated with ``(outputs, batch["target"])``.
-    """
-
-    name: str = ""
-    description: str = ""
-    data_schema: type[BaseModel]
-    models: Sequence[ModelEntry] = ()
-    #: the split ``domainvit eval`` uses when none is given
-    eval_split: str = "val"
-    #: evaluation batch size (whole volumes of different sizes need 1); ``None``: the
-    #: training batch size
-    eval_batch_size: int | None = None
-    #: the metric the engine selects the best checkpoint by, and whether higher is better
-    monitor: str = "val/loss"
-    monitor_mode: str = "min"
-
-    def build_dataset(self, data_cfg: Any, split: str) -> Dataset:
-        raise NotImplementedError
-
-    def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
-
-    def init_model(self, model: nn.Module, cfg: Any) -> None:
-        """Set a new model's data-dependent state before training from scratch (e.g. a
-        PCA fitted on the training data, or weights to fine-tune from); ``cfg`` is the
-        whole run config. Not called when a run resumes: the checkpoint has that state."""
-
-    def data_info(self, data_cfg: Any) -> dict[str, Any]:
-        """Values of ``data:`` fields that the model and its outputs take from the data
-        when the config leaves them unset (class names, channels, image size).
-
-        Every checkpoint records them, and prediction from a checkpoint fills them into
-        its config, so predicting never needs the training data. Default: none.
-        """
-        return {}
-
-    def build_metrics(self, data_cfg: Any, during_training: bool = False) -> Any:
-        """A ``torchmetrics.MetricCollection`` (synchronised across DDP ranks by torchmetrics).
-
-        ``during_training`` is true for the validation between epochs, where a task may
-        leave out metrics that are slow to compute.
-        """
-        raise NotImplementedError
-
-    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:
-        return model(batch["input"])
-
-    def update_metrics(self, metrics: Any, outputs: Any, batch: dict[str, torch.Tensor]) -> None:
-        metrics.update(outputs, batch["target"])
-
-    def predict_files(
-        self, model: nn.Module, data_cfg: Any, inputs: Sequence[Path], out_dir: Path
-    ) -> list[Path]:
-        """Read each input file, predict, write the result into ``out_dir``; return the paths."""
-        raise UserError(f"task {self.name!r} has no file prediction")
-
-    def config_dir(self) -> Path:
-        module = importlib.import_module(type(self).__module__)
-        return Path(module.__file__).resolve().parent / "configs"
-
-    def bundled_configs(self) -> dict[str, Path]:
-        """Configs shipped with the task, by name (``quickstart``: ``configs/quickstart.yaml``)."""
-        folder = self.config_dir()
-        if not folder.is_dir():
-            return {}
-        return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
-
-    def model_entry(self, name: str) -> ModelEntry:
-        for entry in self.models:
-            if entry.name == name:
-                return entry
-        known = ", ".join(m.name for m in self.models) or "none"
-        raise UserError(f"task {self.name!r} has no model {name!r} (available: {known})")
+from domainvit.task import Task
 
 
 @dataclass

@@ -28,7 +28,7 @@ from domainvit.datasets.raster.info import RasterInfo
 from domainvit.datasets.raster.opening import open_raster
 from domainvit.datasets.raster.sources import RasterSource
 from domainvit.errors import UserError
-from domainvit.registry import Task
+from domainvit.task import Task
 from domainvit.tasks.hsi.data import HSIData, class_colors
 from domainvit.tasks.hsi.predict import classify_raster
 from domainvit.tasks.hsi.preview import display_stride, read_rgb, rgb_bands, to_uint8

@@ -29,7 +29,7 @@ from torch import nn
 from domainvit.dashboard import widgets
 from domainvit.dashboard.checkpoints import LoadedModel
 from domainvit.datasets.medical_io import read_image
-from domainvit.registry import Task
+from domainvit.task import Task
 from domainvit.tasks.medcls.data import dataset_info
 from domainvit.tasks.medcls.predict import classify, image_to_uint8
 

@@ -35,7 +35,7 @@ from domainvit.datasets.medical_io import (
     write_overlay_png,
 )
 from domainvit.outputs import output_stem
-from domainvit.registry import Task
+from domainvit.task import Task
 from domainvit.tasks.medseg.data import SegData, class_names
 from domainvit.tasks.medseg.predict import segment_scan
 

@@ -24,8 +24,15 @@ from domainvit.datasets.hsi_scenes.parcels import build_hsi_parcels
 from domainvit.datasets.hsi_scenes.sentinel2 import build_sentinel2
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.errors import CheckpointError, UserError
-from domainvit.registry import ModelEntry, Task, register_task
-from domainvit.tasks.hsi.data import HSIData, PixelPatches, load_scene, training_spectra
+from domainvit.registry import register_task
+from domainvit.task import ModelEntry, Task
+from domainvit.tasks.hsi.data import (
+    HSIData,
+    PixelPatches,
+    load_scene,
+    sample_inputs,
+    training_spectra,
+)
 from domainvit.tasks.hsi.metrics import HSIMetrics
 from domainvit.tasks.hsi.model import VPHype, VPHypeConfig, class_prompt, encode_class_prompts
 from domainvit.tasks.hsi.predict import predict_rasters
@@ -137,25 +144,26 @@ class HSITask(Task):
             prompts = [class_prompt(c.name, c.description) for c in cfg.data.classes]
             model.set_text_embeddings(encode_class_prompts(prompts))
 
-    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # training batches carry the config's data.mixup (the Beta parameter) when it is set
-        if not (model.training and "mix_alpha" in batch):
-            return model(batch["input"])
-        alpha = float(batch["mix_alpha"][0])
+    def prepare_batch(self, batch: dict[str, torch.Tensor], data_cfg: HSIData,
+                      training: bool) -> dict[str, torch.Tensor]:
+        if not (training and data_cfg.augment and data_cfg.mixup):
+            return batch
         # mixup (Zhang et al., 2018): convex combinations of training patches and of their
         # labels, a strong regulariser when only a few hundred pixels are labelled
+        alpha = data_cfg.mixup
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
-        order = torch.randperm(batch["input"].shape[0], device=batch["input"].device)
-        batch["mix"] = (order, lam)
-        return model(lam * batch["input"] + (1 - lam) * batch["input"][order])
+        inputs, target = batch["input"], batch["target"]
+        order = torch.randperm(inputs.shape[0], device=inputs.device)
+        onehot = F.one_hot(target, len(data_cfg.classes)).float()
+        return {**batch, "input": lam * inputs + (1 - lam) * inputs[order],
+                "target": lam * onehot + (1 - lam) * onehot[order]}
 
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # label smoothing as in LoLA-SpecViT
+        # label smoothing as in LoLA-SpecViT; a mixed batch's target holds class
+        # probabilities, whose cross-entropy is the mixup-weighted sum of the two labels'
         target = batch["target"]
-        if "mix" in batch:
-            order, lam = batch["mix"]
-            return (lam * F.cross_entropy(outputs, target, label_smoothing=0.1)
-                    + (1 - lam) * F.cross_entropy(outputs, target[order], label_smoothing=0.1))
+        if target.is_floating_point():
+            outputs = outputs.float()
         return F.cross_entropy(outputs, target, label_smoothing=0.1)
 
     def build_metrics(self, data_cfg: HSIData, during_training: bool = False) -> Any:
@@ -164,3 +172,6 @@ class HSITask(Task):
     def predict_files(self, model: nn.Module, data_cfg: HSIData, inputs: list[Path],
                       out_dir: Path) -> list[Path]:
         return predict_rasters(model, data_cfg, inputs, out_dir)
+
+    def sample_inputs(self, data_cfg: HSIData, folder: Path) -> list[Path]:
+        return sample_inputs(data_cfg, folder)

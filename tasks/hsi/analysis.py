@@ -13,7 +13,7 @@ score_labels`), :func:`accuracy_table` the per-class producer's and user's accur
 mean reflectance of every class with its spread, and :func:`train_fraction_sweep` the
 test accuracy of small models trained on different fractions of the training labels.
 
-Sentinel-2 (the real ``sentinel2`` scene, no labels): :func:`crop_raster` cuts a
+Sentinel-2 (the real ``sentinel2`` scene, no labels): ``datasets.raster.crop.crop_raster`` cuts a
 GeoTIFF window (keeping CRS, transform and band metadata), :func:`classify_file` writes
 its class map with :func:`~domainvit.tasks.hsi.predict.classify_raster`, and
 :func:`check_class_map` reopens the map and compares its CRS and grid with the input's.
@@ -251,7 +251,7 @@ def evaluate_split(model: nn.Module, data: HSIData, split: str = "test",
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
     device = next(model.parameters()).device
     metrics = task.build_metrics(data).to(device)
-    result = run_evaluation(task, model, loader, metrics, device,
+    result = run_evaluation(task, data, model, loader, metrics, device,
                             amp_dtype=None, show_progress=False, desc=f"evaluate {split}")
     return {"oa": result["oa"], "aa": result["aa"], "kappa": result["kappa"],
             "pixels": len(indices)}
@@ -295,35 +295,6 @@ def train_fraction_sweep(config: str, fractions: Sequence[float], out_dir: Path,
 
 
 # --- Sentinel-2 and other rasters ---------------------------------------------------------
-
-
-def crop_raster(source: Path, target: Path, window: Window) -> Path:
-    """Write ``window`` of the GeoTIFF ``source`` to ``target``: same bands, data type,
-    nodata, dataset and per-band tags and band descriptions, the CRS, and the transform
-    of the window."""
-    import rasterio
-    from affine import Affine
-    from rasterio.windows import Window as RioWindow
-
-    row0, row1, col0, col1 = window
-    rio_window = RioWindow(col0, row0, col1 - col0, row1 - row0)
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with rasterio.open(source) as src:
-        profile = src.profile.copy()
-        profile.update(height=row1 - row0, width=col1 - col0,
-                       transform=src.transform @ Affine.translation(col0, row0))
-        profile.pop("blockxsize", None)
-        profile.pop("blockysize", None)
-        profile["tiled"] = False
-        with rasterio.open(target, "w", **profile) as dst:
-            dst.write(src.read(window=rio_window))
-            dst.update_tags(**src.tags())
-            for band in range(1, src.count + 1):
-                dst.update_tags(band, **src.tags(band))
-                if src.descriptions[band - 1]:
-                    dst.set_band_description(band, src.descriptions[band - 1])
-    return target
 
 
 def classify_file(model: nn.Module, data: HSIData, raster: Path, out_dir: Path) -> Path:

@@ -28,6 +28,7 @@ from pydantic import Field, field_validator, model_validator
 from torch.utils.data import Dataset
 
 from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS
+from domainvit.datasets.raster.crop import crop_raster
 from domainvit.datasets.raster.opening import open_raster
 from domainvit.datasets.registry import prepare
 from domainvit.datasets.splits import block_split
@@ -242,7 +243,6 @@ class PixelPatches(Dataset):
         self.train = split == "train"
         self.augment = data.augment and self.train
         self.noise_std = data.noise_std
-        self.mixup = data.mixup if data.augment else 0.0
         self.length = (data.samples_per_epoch or len(self.rows)) if self.train else len(self.rows)
 
     def __len__(self) -> int:
@@ -259,11 +259,8 @@ class PixelPatches(Dataset):
             patch = patch * (0.9 + 0.2 * torch.rand(()))
             if self.noise_std:
                 patch = patch + self.noise_std * torch.randn_like(patch)
-        sample = {"input": patch.contiguous(),
-                  "target": torch.tensor(int(self.targets[index]), dtype=torch.long)}
-        if self.train and self.mixup:
-            sample["mix_alpha"] = torch.tensor(self.mixup)
-        return sample
+        return {"input": patch.contiguous(),
+                "target": torch.tensor(int(self.targets[index]), dtype=torch.long)}
 
 
 def training_spectra(data: HSIData) -> np.ndarray:
@@ -271,3 +268,15 @@ def training_spectra(data: HSIData) -> np.ndarray:
     scene = load_scene(data)
     rows, cols = split_pixels(scene, "train")
     return scene.cube[:, rows, cols].T
+
+
+def sample_inputs(data: HSIData, folder: Path, size: int = 32) -> list[Path]:
+    """The top-left ``size`` x ``size`` window of the scene's image, with its georeferencing
+    and band tags, as a GeoTIFF."""
+    import rasterio
+
+    source = scene_folder(data) / data.image
+    with rasterio.open(source) as src:
+        height, width = src.height, src.width
+    target = folder / f"window_{Path(data.image).stem}.tif"
+    return [crop_raster(source, target, (0, min(size, height), 0, min(size, width)))]

@@ -324,6 +324,8 @@ class VPHype(nn.Module):
         # fitted by fit_pca() before training; identity-free zeros until then
         self.register_buffer("pca_mean", torch.zeros(cfg.in_bands))
         self.register_buffer("pca_components", torch.zeros(k, cfg.in_bands))
+        # band centres (nm) of the training cube, zeros when it had none: what prediction
+        # matches a raster's bands against (band_centres())
         self.register_buffer("wavelengths", torch.zeros(cfg.in_bands))
 
         convs, channels, depth = [], 1, k
@@ -380,6 +382,12 @@ class VPHype(nn.Module):
                                           "class_bias", "norm"))
 
     # --- fitted state -------------------------------------------------------------------
+
+    def band_centres(self) -> np.ndarray | None:
+        """The band centres (nm) the model was trained on, in its band order; ``None``
+        when the training cube had none."""
+        wavelengths = self.wavelengths.detach().cpu().numpy().astype(np.float64)
+        return wavelengths if np.any(wavelengths > 0) else None
 
     def set_pca(self, mean, components, explained_variance) -> None:
         """Store a fitted PCA. With ``pca_whiten`` every component gets unit variance;

@@ -30,16 +30,10 @@ MAP_SUFFIX = ".classes.tif"
 PROBA_SUFFIX = ".proba.tif"
 
 
-def expected_wavelengths(model: nn.Module) -> np.ndarray | None:
-    """The band centres the model was trained on (None when the training cube had none)."""
-    wavelengths = model.wavelengths.detach().cpu().numpy().astype(np.float64)
-    return wavelengths if np.any(wavelengths > 0) else None
-
-
 def model_bands(model: nn.Module, info) -> np.ndarray:
     """The raster's bands the model reads, in the model's order; a clear error when the
     raster lacks them (the band set is checked by wavelength when both sides know it)."""
-    expected = expected_wavelengths(model)
+    expected = model.band_centres()
     if expected is not None:
         return check_bands(info, expected)
     if info.count != model.cfg.in_bands:

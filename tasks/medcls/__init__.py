@@ -19,8 +19,9 @@ from torch.utils.data import Dataset
 
 from domainvit.datasets.brain import BRAIN_MNIST, build_brain_mnist
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
-from domainvit.registry import ModelEntry, Task, register_task
-from domainvit.tasks.medcls.data import ClsData, MedMNISTDataset, dataset_info
+from domainvit.registry import register_task
+from domainvit.task import ModelEntry, Task
+from domainvit.tasks.medcls.data import ClsData, MedMNISTDataset, dataset_info, sample_inputs
 from domainvit.tasks.medcls.metrics import ClassificationMetrics
 from domainvit.tasks.medcls.model import MedViTV2, MedViTV2Config
 from domainvit.tasks.medcls.predict import predict_images
@@ -70,3 +71,6 @@ class MedClsTask(Task):
     def predict_files(self, model: nn.Module, data_cfg: ClsData, inputs: list[Path],
                       out_dir: Path) -> list[Path]:
         return predict_images(model, data_cfg, dataset_info(data_cfg), inputs, out_dir)
+
+    def sample_inputs(self, data_cfg: ClsData, folder: Path) -> list[Path]:
+        return sample_inputs(data_cfg, folder)

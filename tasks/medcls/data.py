@@ -212,3 +212,16 @@ def random_affine(image: torch.Tensor, aug: ClsAugment) -> torch.Tensor:
     grid = F.affine_grid(theta[None], [1, *image.shape], align_corners=False)
     return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros",
                          align_corners=False)[0]
+
+
+def sample_inputs(cfg: ClsData, folder: Path, count: int = 2) -> list[Path]:
+    """The first ``count`` test images, as PNG files."""
+    from PIL import Image
+
+    images, labels = load_split(cfg, "test")
+    paths = []
+    for index in range(min(count, len(images))):
+        path = folder / f"test_{index}_class{labels[index]}.png"
+        Image.fromarray(np.squeeze(images[index])).save(path)
+        paths.append(path)
+    return paths

@@ -18,8 +18,9 @@ from torch.utils.data import Dataset
 from domainvit.datasets.brain import BRAIN_LOBES, build_brain_lobes
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.errors import ConfigError
-from domainvit.registry import ModelEntry, Task, register_task
-from domainvit.tasks.medseg.data import SegData, build_dataset, class_names
+from domainvit.registry import register_task
+from domainvit.task import ModelEntry, Task
+from domainvit.tasks.medseg.data import SegData, build_dataset, class_names, sample_inputs
 from domainvit.tasks.medseg.macmd import MACMD, MACMDConfig
 from domainvit.tasks.medseg.metrics import SegmentationMetrics
 from domainvit.tasks.medseg.predict import predict_scans, segment_volume
@@ -39,10 +40,7 @@ def _build(model_cls: type[nn.Module]):
         if cfg.spatial_dims != data.spatial_dims:
             raise ConfigError(f"model.spatial_dims is {cfg.spatial_dims} but "
                               f"data.spatial_dims is {data.spatial_dims}")
-        model = model_cls.from_config(cfg, in_chans=1, num_classes=len(class_names(data)))
-        # evaluation and prediction need the sliding-window settings with the model
-        model.data_cfg = data
-        return model
+        return model_cls.from_config(cfg, in_chans=1, num_classes=len(class_names(data)))
 
     return build
 
@@ -71,10 +69,11 @@ class MedSegTask(Task):
     def build_dataset(self, data_cfg: SegData, split: str) -> Dataset:
         return build_dataset(data_cfg, split)
 
-    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+    def forward(self, model: nn.Module, batch: dict[str, torch.Tensor], data_cfg: SegData) -> Any:
         if model.training:
             return model(batch["input"])
-        return segment_volume(model, batch["input"], self._data_cfg(model))
+        # whole volumes in evaluation: sliding windows with the data config's settings
+        return segment_volume(model, batch["input"], data_cfg)
 
     def loss(self, outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         from monai.losses import DeepSupervisionLoss, DiceCELoss
@@ -104,9 +103,5 @@ class MedSegTask(Task):
                       out_dir: Path) -> list[Path]:
         return predict_scans(model, data_cfg, inputs, out_dir)
 
-    @staticmethod
-    def _data_cfg(model: nn.Module) -> SegData:
-        cfg = getattr(model, "data_cfg", None)
-        if cfg is None:
-            raise RuntimeError("segmentation model built without its data config")
-        return cfg
+    def sample_inputs(self, data_cfg: SegData, folder: Path) -> list[Path]:
+        return sample_inputs(data_cfg, folder)

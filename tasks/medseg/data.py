@@ -264,3 +264,17 @@ def build_dataset(cfg: SegData, split: str) -> Dataset:
     if split == "train":
         return SegTrainDataset(cfg)
     return SegVolumeDataset(cfg, split)
+
+
+def sample_inputs(cfg: SegData, folder: Path, size: int = 64) -> list[Path]:
+    """The centre ``size``-voxel cube (at most) of the first test scan, as a NIfTI file
+    whose affine places it where it was in the scan."""
+    import nibabel as nib
+
+    source = Path(case_files(cfg, "test")[0]["image"])
+    image = nib.load(source)
+    crop = tuple(slice(max(0, (n - size) // 2), max(0, (n - size) // 2) + min(n, size))
+                 for n in image.shape[:3])
+    path = folder / f"crop_{source.name}"
+    nib.save(image.slicer[crop], path)
+    return [path]

@@ -58,7 +58,7 @@ def segment_volume(model: nn.Module, images: torch.Tensor, cfg: SegData) -> torc
 def _check_scan(image: MedicalImage, model: nn.Module) -> None:
     name = image.source_path.name
     channels = image.array.shape[0]
-    expected = getattr(model, "in_chans", 1)
+    expected = model.in_chans
     if channels != expected:
         raise UserError(f"{name} has {channels} channels; the model takes {expected} "
                         "(a grayscale scan)")
@@ -77,7 +77,7 @@ def _resampled_input(image: MedicalImage, cfg: SegData, model: nn.Module):
                Spacing(pixdim=cfg.spacing[: image.spatial_dims], mode="bilinear"))
     resampled = scan if spacing is None else spacing(scan)
     # windows are padded to the ROI; a scan must still show more than a few voxels
-    minimum = max(8, getattr(model, "min_size", 8))
+    minimum = max(8, model.min_size)
     work_shape = tuple(resampled.shape[1:])
     plane = work_shape[: cfg.spatial_dims] if cfg.spatial_dims == 2 else work_shape
     if min(plane) < minimum:

@@ -15,8 +15,15 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
-from domainvit.registry import ModelEntry, Task, register_task
-from domainvit.tasks.smoke.data import SPIRALS, SmokeData, SpiralDataset, build_spirals
+from domainvit.registry import register_task
+from domainvit.task import ModelEntry, Task
+from domainvit.tasks.smoke.data import (
+    SPIRALS,
+    SmokeData,
+    SpiralDataset,
+    build_spirals,
+    sample_inputs,
+)
 from domainvit.tasks.smoke.metrics import build_metrics
 from domainvit.tasks.smoke.model import SmokeMLP, SmokeMLPConfig
 from domainvit.tasks.smoke.predict import predict_point_files
@@ -53,3 +60,6 @@ class SmokeTask(Task):
     def predict_files(self, model: nn.Module, data_cfg: SmokeData, inputs: list[Path],
                       out_dir: Path) -> list[Path]:
         return predict_point_files(model, inputs, out_dir)
+
+    def sample_inputs(self, data_cfg: SmokeData, folder: Path) -> list[Path]:
+        return sample_inputs(data_cfg, folder)

@@ -57,3 +57,12 @@ class SpiralDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {"input": self.points[index], "target": self.labels[index]}
+
+
+def sample_inputs(cfg: SmokeData, folder: Path, count: int = 32) -> list[Path]:
+    """A CSV of ``count`` test-split points (``x,y`` with a header), as predict reads."""
+    with np.load(prepare(SPIRALS) / "spirals.npz") as data:
+        points = data["test_points"][:count]
+    path = folder / "spiral_points.csv"
+    np.savetxt(path, points, delimiter=",", header="x,y", comments="", fmt="%.6f")
+    return [path]

@@ -15,6 +15,7 @@ import rasterio
 import torch
 from affine import Affine
 
+from domainvit.datasets.raster.crop import crop_raster
 from domainvit.tasks.hsi import analysis as rs
 from domainvit.tasks.hsi.data import Scene
 
@@ -166,7 +167,7 @@ def test_crop_raster_keeps_crs_band_metadata_and_moves_the_transform(tmp_path: P
     transform = Affine(10.0, 0, 500_000.0, 0, -10.0, 4_200_000.0)
     source = _geotiff(tmp_path / "scene.tif", data, transform,
                       tags={"reflectance_scale": "10000"})
-    crop = rs.crop_raster(source, tmp_path / "out" / "crop.tif", (5, 15, 10, 22))
+    crop = crop_raster(source, tmp_path / "out" / "crop.tif", (5, 15, 10, 22))
     with rasterio.open(crop) as src:
         assert src.crs.to_string() == CRS and src.shape == (10, 12) and src.count == 3
         assert src.transform == Affine(10.0, 0, 500_100.0, 0, -10.0, 4_199_950.0)

@@ -13,7 +13,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from domainvit.dashboard.launch import MODELS_ENV, app_path
-from domainvit.registry import _REGISTRY, Task, register_task
+from domainvit.registry import _REGISTRY, register_task
+from domainvit.task import Task
+from domainvit.tasks.smoke import SmokeTask
 from tests.dashboard.conftest import FIRST_RUN_TIMEOUT, MEDSEG_MODEL
 
 
@@ -61,7 +63,7 @@ def render_probe_page(task: Task) -> None:
     st.title(f"probe page of {task.name}")
 
 
-class ProbeTask(Task):
+class ProbeTask(SmokeTask):
     name = "dashboard_probe"
     description = "a task registered by the test"
 

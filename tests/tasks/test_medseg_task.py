@@ -132,8 +132,10 @@ def test_2d_model_segments_pictures_and_volumes(trained2d, dataset: Path, tmp_pa
 class IntensityOracle(nn.Module):
     """Labels by intensity (the phantom's classes), so predictions are known exactly."""
 
+    # what medseg prediction reads from a model (tasks/medseg/common.py)
     in_chans = 1
     size_multiple = 8
+    min_size = 8
 
     def __init__(self) -> None:
         super().__init__()
