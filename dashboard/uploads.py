@@ -19,7 +19,14 @@ from typing import BinaryIO, Protocol
 
 from domainvit.dashboard.launch import MAX_UPLOAD_MB
 from domainvit.errors import UserError
-from domainvit.files import MAX_EXTRACTED_BYTES, atomic_write, format_size, safe_extract
+from domainvit.files import (
+    DOUBLE_SUFFIXES,
+    MAX_EXTRACTED_BYTES,
+    atomic_write,
+    format_size,
+    safe_extract,
+    split_suffix,
+)
 
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024**2
 #: the most members a zip upload may hold: a raster and its header or sidecars, not a
@@ -29,7 +36,8 @@ MAX_ZIP_MEMBERS = 64
 MAX_NAME_LENGTH = 100
 
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
-_DOUBLE_SUFFIXES = (".nii.gz", ".img.hdr", ".tar.gz")
+#: an Analyze pair's header keeps its ``.img.hdr`` whole too
+_DOUBLE_SUFFIXES = (*DOUBLE_SUFFIXES, ".img.hdr")
 
 
 class Upload(Protocol):
@@ -42,19 +50,10 @@ class Upload(Protocol):
     def read(self, size: int = -1) -> bytes: ...
 
 
-def _split_suffix(name: str) -> tuple[str, str]:
-    lower = name.lower()
-    for suffix in _DOUBLE_SUFFIXES:
-        if lower.endswith(suffix):
-            return name[: -len(suffix)], name[-len(suffix):]
-    stem, dot, suffix = name.rpartition(".")
-    return (stem, dot + suffix) if dot and suffix else (name, "")
-
-
 def safe_file_name(name: str, default: str = "upload") -> str:
     """A file name made from ``name`` that is safe to create in a folder of ours."""
     last = re.split(r"[\\/]", name)[-1]
-    stem, suffix = _split_suffix(last)
+    stem, suffix = split_suffix(last, _DOUBLE_SUFFIXES)
     stem = _UNSAFE_CHARACTERS.sub("_", stem).lstrip(".")
     suffix = _UNSAFE_CHARACTERS.sub("_", suffix)
     if not stem.strip("_"):

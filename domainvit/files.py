@@ -25,7 +25,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -33,12 +33,14 @@ from typing import BinaryIO
 from domainvit.errors import UserError
 
 __all__ = [
+    "DOUBLE_SUFFIXES",
     "MAX_ARCHIVE_MEMBERS",
     "MAX_EXTRACTED_BYTES",
     "atomic_write",
     "cache_root",
     "format_size",
     "safe_extract",
+    "split_suffix",
 ]
 
 #: default most files an archive may hold
@@ -47,7 +49,8 @@ MAX_ARCHIVE_MEMBERS = 10_000
 MAX_EXTRACTED_BYTES = 2 * 1024**3
 
 _CHUNK = 1 << 20
-_DOUBLE_SUFFIXES = (".nii.gz", ".tar.gz")
+#: suffixes of two parts that belong together (``scan.nii.gz``: ``scan`` + ``.nii.gz``)
+DOUBLE_SUFFIXES = (".nii.gz", ".tar.gz")
 
 
 def cache_root() -> Path:
@@ -64,12 +67,16 @@ def format_size(count: int) -> str:
     return f"{count} bytes"
 
 
-def _suffix_of(name: str) -> str:
+def split_suffix(name: str, double_suffixes: Sequence[str] = DOUBLE_SUFFIXES
+                 ) -> tuple[str, str]:
+    """``(stem, suffix)`` of the file name ``name``, a two-part suffix of
+    ``double_suffixes`` kept whole (``"scan.nii.gz"`` -> ``("scan", ".nii.gz")``)."""
     lower = name.lower()
-    for suffix in _DOUBLE_SUFFIXES:
+    for suffix in double_suffixes:
         if lower.endswith(suffix):
-            return name[-len(suffix):]
-    return Path(name).suffix
+            return name[: -len(suffix)], name[-len(suffix):]
+    path = Path(name)
+    return path.stem, path.suffix
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -96,7 +103,7 @@ def atomic_write(path: str | os.PathLike, *, suffix: str | None = None,
     files that die with their folder can skip that.
     """
     path = Path(path)
-    suffix = _suffix_of(path.name) if suffix is None else suffix
+    suffix = split_suffix(path.name)[1] if suffix is None else suffix
     stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{stem}.{secrets.token_hex(6)}.partial{suffix}")

@@ -10,22 +10,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from domainvit.files import split_suffix
+
 __all__ = ["output_stem"]
 
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
-#: suffixes of two parts that are removed whole (``scan.nii.gz`` -> ``scan``)
-_DOUBLE_SUFFIXES = (".nii.gz", ".tar.gz")
 
 
 def output_stem(path: str | Path) -> str:
     """A safe file-name stem for the prediction of ``path``: its name without folders and
     suffix, with characters outside ``A-Za-z0-9._-`` replaced by ``_`` and no leading
     dot (``"input"`` when nothing is left)."""
-    name = Path(path).name
-    for suffix in _DOUBLE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    else:
-        name = Path(name).stem
+    name, _ = split_suffix(Path(path).name)
     return _UNSAFE_CHARACTERS.sub("_", name).lstrip(".") or "input"
