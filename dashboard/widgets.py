@@ -33,6 +33,7 @@ from domainvit.dashboard.checkpoints import (
 )
 from domainvit.dashboard.launch import MAX_UPLOAD_MB, MODELS_ENV
 from domainvit.dashboard.uploads import private_folder, remove_folder, save_upload
+from domainvit.distribution import InputCheck, InputGuard
 from domainvit.errors import UserError
 from domainvit.registry import iter_tasks
 from domainvit.task import Task
@@ -199,11 +200,16 @@ def session_result(slot: str, key: tuple, compute: Callable[[], T]) -> T:
 
 
 def task_page(task: Task, title: str, upload_label: str, types: Sequence[str], key: str,
-              help: str, predict: Callable[[LoadedModel, Path], T],
+              help: str, predict: Callable[[LoadedModel, Path, InputGuard], T],
               show: Callable[[T, LoadedModel], None]) -> None:
     """The shape every task page shares: title, model picker, upload, then
-    ``predict(model, upload)`` once per model and upload (kept in the session) and
-    ``show(result, model)``, with the readers' errors shown as messages."""
+    ``predict(model, upload, guard)`` once per model, upload and override (kept in the
+    session), the input check's outcome, and ``show(result, model)``, with the readers'
+    errors and the guard's refusals shown as messages.
+
+    ``guard`` (:class:`~domainvit.distribution.InputGuard`) holds the checkpoint's
+    training distribution; ``predict`` checks the upload with it before the model runs.
+    A refusal is shown as an error; the page's "Predict anyway" box overrides it."""
     st.title(title)
     st.caption(task.description)
     checkpoint = model_picker(task)
@@ -212,13 +218,38 @@ def task_page(task: Task, title: str, upload_label: str, types: Sequence[str], k
     path = uploaded_file(upload_label, types, key=f"{key}-upload", help=help)
     if path is None:
         return
+    force = st.checkbox(
+        "Predict anyway", key=f"{key}-force",
+        help="Predict an input the model refuses as unlike its training data (another "
+             "modality, sensor or unit). The result is then unreliable; the download's "
+             "sidecar records the override.")
     loaded = loaded_model(checkpoint)
     if loaded is None:
         return
     with showing_user_errors():
-        result = session_result(f"{key}-result", (loaded.checkpoint.key, str(path)),
-                                lambda: predict(loaded, path))
+        def compute() -> tuple[T, list[InputCheck]]:
+            warnings: list[str] = []
+            guard = InputGuard.from_meta(loaded.checkpoint.meta, force=force,
+                                         report=warnings.append)
+            return predict(loaded, path, guard), guard.checks
+
+        result, checks = session_result(
+            f"{key}-result", (loaded.checkpoint.key, str(path), force), compute)
+        input_check_notes(checks)
         show(result, loaded)
+
+
+def input_check_notes(checks: Sequence[InputCheck]) -> None:
+    """The input check's outcome on the page: forced refusals and warnings."""
+    for check in checks:
+        if not check.checked:
+            st.warning("This checkpoint records no training distribution: the upload was "
+                       "not checked against what the model was trained on.")
+        for finding in check.refusals:
+            st.warning(f"Predicted anyway, although the model refuses this input: "
+                       f"{finding.message}. Treat the result as unreliable.")
+        for finding in check.warnings:
+            st.warning(f"Unlike the training data: {finding.message}.")
 
 
 def legend(names: Sequence[str], colours: Sequence[Sequence[int]]) -> None:

@@ -87,8 +87,9 @@ class MedicalImage:
 
     The ``native_*`` fields describe the grid of the file itself (always 3D: a 2D file is
     one slice), ``squeezed_axis`` is the RAS axis removed to make a 2D image, and
-    ``nifti_header`` keeps a NIfTI input's header (qform/sform and their codes, units);
-    :func:`to_native` maps arrays from ``array``'s grid back onto the file's grid.
+    ``nifti_header`` keeps a NIfTI input's header (qform/sform and their codes, units),
+    ``modality`` a DICOM input's Modality tag; :func:`to_native` maps arrays from
+    ``array``'s grid back onto the file's grid.
     """
 
     array: np.ndarray
@@ -101,6 +102,9 @@ class MedicalImage:
     native_shape: tuple[int, int, int]
     squeezed_axis: int | None = None
     nifti_header: nib.Nifti1Header | None = None
+    #: the DICOM Modality tag (``"CT"``, ``"MR"``, ``"PT"``, ...) of a DICOM input; None
+    #: for other files, which record no modality
+    modality: str | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -350,6 +354,42 @@ def _read_dicom(files: dict[Path, str], source: Path, max_bytes: int) -> MetaTen
     return image
 
 
+def dicom_modality(files: list[Path]) -> str | None:
+    """The Modality tag (0008,0060) the DICOM ``files`` share (upper case; None when it is
+    missing or the files disagree)."""
+    import pydicom
+
+    found = set()
+    for file in files:
+        try:
+            value = pydicom.dcmread(file, stop_before_pixels=True,
+                                    specific_tags=["Modality"]).get("Modality")
+        except _bad_file_errors():
+            return None
+        found.add(str(value).strip().upper() if value else None)
+    return found.pop() if len(found) == 1 else None
+
+
+def hounsfield_evidence(image: MedicalImage) -> str | None:
+    """Why ``image``'s intensities look like CT Hounsfield units, or None.
+
+    CT in HU has air at about -1000 around and inside the body (lungs, sinuses,
+    airways), so a large share of voxels lies at or below -500; MR signal, PET and
+    ultrasound intensities are not negative (a z-scored MR reaches a few units below 0,
+    never hundreds). The rule needs both: at least 5% of the finite voxels at or below
+    -500 and a minimum at or below -800 (reconstructions put air at -850 to -1024).
+    """
+    values = image.array[np.isfinite(image.array)]
+    if values.size == 0:
+        return None
+    share = float(np.mean(values <= -500))
+    low = float(values.min())
+    if share >= 0.05 and low <= -800:
+        return (f"its intensities look like CT Hounsfield units ({share:.0%} of the voxels "
+                f"at or below -500, minimum {low:.0f}: air)")
+    return None
+
+
 def _dimension_error(path: Path, kind: str, channels: int, shape: tuple[int, ...],
                      spatial_dims: int | None) -> str | None:
     """Why the loaded ``[channels, *shape]`` does not fit ``spatial_dims``, or None."""
@@ -401,6 +441,7 @@ def read_image(path: str | os.PathLike, spatial_dims: int | None = None,
         raise UserError(f"{path} does not exist")
     input_kind = _input_kind(path)
     header = None
+    modality = None
     with tempfile.TemporaryDirectory(prefix="domainvit-read-") as scratch:
         if input_kind == "nifti":
             loaded, header = _read_nifti(path, max_bytes)
@@ -411,6 +452,7 @@ def read_image(path: str | os.PathLike, spatial_dims: int | None = None,
             loaded = _load(path, _monai().data.PILReader(reverse_indexing=False), "an image")
         elif input_kind == "dicom":
             loaded = _read_dicom({path: path.name}, path, max_bytes)
+            modality = dicom_modality([path])
         elif input_kind == "dicom_folder":
             files = _dicom_files_in(path)
             if not files:
@@ -419,11 +461,16 @@ def read_image(path: str | os.PathLike, spatial_dims: int | None = None,
                     "series (subfolders are not searched)"
                 )
             loaded = _read_dicom({p: p.name for p in files}, path, max_bytes)
+            modality = dicom_modality(files)
         else:
             _check_size(path, path.stat().st_size, max_bytes)
-            loaded = _read_dicom(_extract_zip(path, Path(scratch), max_bytes), path, max_bytes)
+            extracted = _extract_zip(path, Path(scratch), max_bytes)
+            loaded = _read_dicom(extracted, path, max_bytes)
+            modality = dicom_modality(list(extracted))
     kind: Kind = "dicom" if input_kind in ("dicom_folder", "zip") else input_kind
-    return _to_ras(loaded, path, kind, spatial_dims, header)
+    image = _to_ras(loaded, path, kind, spatial_dims, header)
+    image.modality = modality
+    return image
 
 
 def _to_ras(loaded: MetaTensor, path: Path, kind: Kind, spatial_dims: int | None,

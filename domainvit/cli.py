@@ -53,11 +53,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from domainvit.engine import predict
 
-    for path in predict(args.config, args.checkpoint, args.inputs, args.out, args.set):
+    for path in predict(args.config, args.checkpoint, args.inputs, args.out, args.set,
+                        force=args.force):
         # One write per line: torchrun ranks share stdout, and print() would write the
         # newline separately when output is unbuffered, letting ranks' lines interleave.
         sys.stdout.write(f"{path}\n")
         sys.stdout.flush()
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from domainvit.engine import record_data_info
+
+    info = record_data_info(args.config, args.checkpoint, args.set)
+    print(json.dumps(info, indent=1) if args.json else
+          f"{args.checkpoint}: data_info recorded ({', '.join(sorted(info)) or 'nothing'})")
     return 0
 
 
@@ -150,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a .safetensors checkpoint or a run directory")
     sub.add_argument("inputs", nargs="+", metavar="INPUT", help="input files")
     sub.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    sub.add_argument("--force", action="store_true",
+                     help="predict inputs the model refuses as unlike its training data "
+                          "(the output's sidecar records the override)")
+
+    sub = add("data-info", _cmd_data_info,
+              "record the training data's facts and distribution in a checkpoint (for "
+              "checkpoints saved without them; the weights are kept)")
+    config_args(sub)
+    sub.add_argument("--checkpoint", required=True, metavar="PATH",
+                     help="a .safetensors checkpoint or a run directory")
+    sub.add_argument("--json", action="store_true", help="print the record as JSON")
 
     data = commands.add_parser("data", help="sample datasets",
                                description="sample datasets registered by the tasks")

@@ -38,6 +38,7 @@ from domainvit.distributed import (
     barrier,
     init_distributed,
 )
+from domainvit.distribution import InputGuard
 from domainvit.errors import CheckpointError, ConfigError, NonFiniteLossError, UserError
 from domainvit.optim import build_optimizer, build_scheduler
 from domainvit.outputs import output_stem
@@ -609,8 +610,14 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
 
 
 def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,
-            overrides: Sequence[str] = ()) -> list[Path]:
-    """Predict every input file into ``out_dir``; under torchrun each rank takes a shard."""
+            overrides: Sequence[str] = (), force: bool = False) -> list[Path]:
+    """Predict every input file into ``out_dir``; under torchrun each rank takes a shard.
+
+    Each input is checked against the checkpoint's training distribution first
+    (:mod:`domainvit.distribution`): one the model cannot take raises
+    :class:`~domainvit.distribution.OutOfDistributionError` naming what differs, unless
+    ``force``; unusual ones are predicted with a warning on stderr. Each input's sidecar
+    (``<stem>.prediction.json``) records the outcome."""
     paths = [Path(p) for p in inputs]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -624,14 +631,31 @@ def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,
     cfg = load_config(config, list(overrides))
     task = get_task(cfg.task)
     device, info = setup_device(cfg.train.device)
-    cfg = inference_config(cfg, ckpt.read_meta(ckpt.resolve_checkpoint(Path(checkpoint))))
+    meta = ckpt.read_meta(ckpt.resolve_checkpoint(Path(checkpoint)))
+    cfg = inference_config(cfg, meta)
     model = build_model(task, cfg).to(device)
     load_inference_weights(model, cfg, Path(checkpoint))
     model.eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shard = paths[info.rank::info.world_size]
+    guard = InputGuard.from_meta(meta, force=force)
     with torch.no_grad():
-        written = task.predict_files(model, cfg.data, shard, out)
+        written = task.predict_files(model, cfg.data, shard, out, guard)
     barrier()
     return written
+
+
+def record_data_info(config: str, checkpoint: str, overrides: Sequence[str] = ()) -> dict:
+    """Record the data facts and the training distribution of ``config``'s data
+    (:meth:`Task.data_info`) in ``checkpoint``, keeping its weights and everything else:
+    for checkpoints saved before a field of ``data_info`` existed. Returns the record."""
+    cfg = load_config(config, list(overrides))
+    path = ckpt.resolve_checkpoint(Path(checkpoint))
+    tensors, meta = ckpt.load_checkpoint(path)
+    if meta.get("task") != cfg.task:
+        raise CheckpointError(f"{path} is a checkpoint of task {meta.get('task')!r}, but the "
+                              f"config is for task {cfg.task!r}")
+    info = get_task(cfg.task).data_info(cfg.data)
+    ckpt.save_checkpoint(path, tensors, {**meta, "data_info": info})
+    return info

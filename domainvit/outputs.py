@@ -7,12 +7,17 @@ inputs collide uses exactly the names the tasks then write.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
-from domainvit.files import split_suffix
+from domainvit.files import atomic_write, split_suffix
 
-__all__ = ["output_stem"]
+__all__ = ["SIDECAR_SUFFIX", "output_stem", "write_sidecar"]
+
+#: the suffix of a prediction's sidecar: ``<stem>.prediction.json`` beside its outputs
+SIDECAR_SUFFIX = ".prediction.json"
 
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -23,3 +28,13 @@ def output_stem(path: str | Path) -> str:
     dot (``"input"`` when nothing is left)."""
     name, _ = split_suffix(Path(path).name)
     return _UNSAFE_CHARACTERS.sub("_", name).lstrip(".") or "input"
+
+
+def write_sidecar(path: str | Path, record: dict[str, Any]) -> Path:
+    """Write a prediction's sidecar (JSON: the input, the checkpoint, the input check of
+    :mod:`domainvit.distribution`, the confidence summary, the files written) atomically;
+    returns ``path``."""
+    path = Path(path)
+    with atomic_write(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    return path

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
+from domainvit.distribution import InputGuard
 from domainvit.errors import UserError
 
 __all__ = ["ModelEntry", "Task", "TaskMetrics", "TaskPredictor"]
@@ -91,11 +92,15 @@ class TaskPredictor(Protocol):
     dashboard and the notebooks through the task's ``predict`` module)."""
 
     def __call__(self, model: nn.Module, data_cfg: Any, inputs: Sequence[Path],
-                 out_dir: Path) -> list[Path]:
+                 out_dir: Path, guard: InputGuard) -> list[Path]:
         """Read each input file (raising :class:`~domainvit.errors.UserError` with a
-        message naming the file for one it cannot take), predict with ``model`` in eval
-        mode, write the results into ``out_dir`` atomically, in the formats the field's
-        tools read, and return the paths written."""
+        message naming the file for one it cannot take), check it against the training
+        distribution with ``guard.check`` before the model sees it (which raises on a
+        refusal unless forced), predict with ``model`` in eval mode, write the results
+        into ``out_dir`` atomically, in the formats the field's tools read, with a sidecar
+        ``<stem>.prediction.json`` (:func:`domainvit.outputs.write_sidecar`) holding the
+        check's record and, for class maps, the confidence summary; return the paths
+        written."""
         ...
 
 
@@ -141,10 +146,11 @@ class Task(ABC):
 
     @abstractmethod
     def predict_files(self, model: nn.Module, data_cfg: Any, inputs: Sequence[Path],
-                      out_dir: Path) -> list[Path]:
+                      out_dir: Path, guard: InputGuard) -> list[Path]:
         """Predict files: the task's :class:`TaskPredictor`. ``data_cfg`` is the
         checkpoint's data config with :meth:`data_info` filled in, so prediction never
-        needs the training data."""
+        needs the training data; ``guard`` holds the checkpoint's training distribution
+        (:mod:`domainvit.distribution`)."""
 
     @abstractmethod
     def sample_inputs(self, data_cfg: Any, folder: Path) -> list[Path]:
@@ -161,10 +167,14 @@ class Task(ABC):
 
     def data_info(self, data_cfg: Any) -> dict[str, Any]:
         """Values of ``data:`` fields that the model and its outputs take from the data
-        when the config leaves them unset (class names, channels, image size).
+        when the config leaves them unset (class names, channels, image size), and under
+        ``"distribution"`` the record of the training inputs that every prediction is
+        checked against (:mod:`domainvit.distribution`: modality and units, spacing or
+        ground sampling distance, robust statistics; JSON values only).
 
         Every checkpoint records them, and prediction from a checkpoint fills them into
-        its config, so predicting never needs the training data. Default: none.
+        its config, so predicting never needs the training data. Default: none (inputs
+        are then predicted unchecked, with a warning).
         """
         return {}
 

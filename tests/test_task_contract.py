@@ -10,6 +10,7 @@ its dashboard page on that checkpoint.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from domainvit import checkpoint as ckpt
 from domainvit.config import load_config, validate_config
 from domainvit.dashboard.launch import MODELS_ENV, app_path
 from domainvit.datasets import registry as data_registry
+from domainvit.distribution import InputGuard
 from domainvit.engine import build_model, checkpoint_meta, inference_config, load_inference_weights
+from domainvit.outputs import SIDECAR_SUFFIX, output_stem
 from domainvit.registry import get_task, iter_tasks
 from domainvit.task import Task, TaskMetrics
 from tests.dashboard.conftest import FIRST_RUN_TIMEOUT, RUN_TIMEOUT
@@ -107,10 +110,23 @@ def test_the_model_is_rebuilt_from_the_checkpoint_alone_and_predicts_sample_file
         assert torch.equal(model.state_dict()[name], value), name
     out = tmp_path / "out"
     out.mkdir()
+    reported: list[str] = []
+    guard = InputGuard.from_meta(meta, report=reported.append)
+    assert guard.reference, "the checkpoint records no training distribution"
     with torch.no_grad():
-        written = task.predict_files(model, cfg.data, inputs, out)
+        written = task.predict_files(model, cfg.data, inputs, out, guard)
     assert written and all(p.is_file() and p.stat().st_size > 0 for p in written)
     assert all(p.parent == out for p in written)
+    # the sample inputs are in distribution: checked, neither refused nor warned about
+    assert len(guard.checks) == len(inputs)
+    assert [c.outcome for c in guard.checks] == ["ok"] * len(inputs), reported
+    assert not reported
+    # every input's sidecar records its check
+    for path in inputs:
+        sidecar = out / f"{output_stem(path)}{SIDECAR_SUFFIX}"
+        assert sidecar in written, sorted(p.name for p in written)
+        record = json.loads(sidecar.read_text())
+        assert record["input_check"]["outcome"] == "ok"
 
 
 def test_the_dashboard_page_renders_on_the_checkpoint(trained, monkeypatch):

@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
+from domainvit.distribution import InputGuard
 from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
 from domainvit.tasks.smoke.data import (
@@ -26,7 +27,7 @@ from domainvit.tasks.smoke.data import (
 )
 from domainvit.tasks.smoke.metrics import build_metrics
 from domainvit.tasks.smoke.model import SmokeMLP, SmokeMLPConfig
-from domainvit.tasks.smoke.predict import predict_point_files
+from domainvit.tasks.smoke.predict import predict_point_files, training_distribution
 
 register_sample_dataset(SampleDataset(
     name=SPIRALS,
@@ -57,9 +58,13 @@ class SmokeTask(Task):
     def build_metrics(self, data_cfg: SmokeData, during_training: bool = False) -> Any:
         return build_metrics()
 
+    def data_info(self, data_cfg: SmokeData) -> dict[str, Any]:
+        points = SpiralDataset(data_cfg, "train").points.numpy()
+        return {"distribution": training_distribution(points)}
+
     def predict_files(self, model: nn.Module, data_cfg: SmokeData, inputs: list[Path],
-                      out_dir: Path) -> list[Path]:
-        return predict_point_files(model, inputs, out_dir)
+                      out_dir: Path, guard: InputGuard) -> list[Path]:
+        return predict_point_files(model, inputs, out_dir, guard)
 
     def sample_inputs(self, data_cfg: SmokeData, folder: Path) -> list[Path]:
         return sample_inputs(data_cfg, folder)
