@@ -9,8 +9,9 @@ arrays and affines are the ones MONAI's own pipelines see:
   reoriented to RAS with MONAI's ``Orientation``, its voxel-to-world (RAS, mm) affine and
   spacing, plus what is needed to write a result back in the file's own grid.
 - :func:`to_native` undoes the reorientation (and the squeeze of a 2D slice), so
-  :func:`write_label_nifti` and :func:`write_probabilities_nifti` write label maps that
-  overlay the input in any viewer: same grid, same affine, same qform/sform codes.
+  :func:`write_label_nifti`, :func:`write_probabilities_nifti` and :func:`write_map_nifti`
+  write label maps, probabilities and per-voxel maps that overlay the input in any
+  viewer: same grid, same affine, same qform/sform codes.
 - :func:`write_overlay_png` renders a slice with a coloured label overlay for a quick look.
 
 Every problem with the user's file is raised as one :class:`~domainvit.errors.UserError`
@@ -637,6 +638,19 @@ def write_probabilities_nifti(probabilities: np.ndarray, image: MedicalImage,
                          f"got shape {_shape_text(data.shape)}")
     native = to_native(data, image)
     _save_nifti(np.ascontiguousarray(np.moveaxis(native, 0, -1)), image, path)
+    return path
+
+
+def write_map_nifti(values: np.ndarray, image: MedicalImage, path: str | os.PathLike) -> Path:
+    """Write a map of one float per voxel (a confidence, an uncertainty) computed on
+    ``image.array``'s grid as a float32 NIfTI on the input's grid, like
+    :func:`write_label_nifti`."""
+    path = Path(path)
+    _check_output_suffix(path, NIFTI_SUFFIXES, "a map")
+    data = np.asarray(values, dtype=np.float32)
+    if data.ndim == image.array.ndim and data.shape[0] == 1:
+        data = data[0]
+    _save_nifti(np.ascontiguousarray(to_native(data, image)), image, path)
     return path
 
 
