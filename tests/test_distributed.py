@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from domainvit import checkpoint as ckpt
+from domainvit.outputs import SIDECAR_SUFFIX
 from tests.conftest import ROOT
 
 # starts torchrun process groups (make test-fast leaves them out)
@@ -59,6 +60,7 @@ def test_predict_shards_inputs_across_ranks(smoke_config: Path, tmp_path: Path):
     result = torchrun("predict", str(smoke_config), "--checkpoint", str(tmp_path / "run"),
                       *inputs, "--out", str(tmp_path / "out"))
     printed = sorted(Path(line).name for line in result.stdout.split())
-    expected = sorted(f"points{index}.pred.csv" for index in range(5))
+    expected = sorted(f"points{index}{suffix}" for index in range(5)
+                      for suffix in (".pred.csv", SIDECAR_SUFFIX))
     assert printed == expected  # each input predicted exactly once, by one rank
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == expected

@@ -189,7 +189,8 @@ def test_predict_writes_one_file_per_input(smoke_config: Path, tmp_path: Path):
     (tmp_path / "b.csv").write_text("0.1,0.9\n")
     out = predict(str(smoke_config), str(run), [str(tmp_path / "a.csv"),
                                                 str(tmp_path / "b.csv")], str(tmp_path / "out"))
-    assert sorted(p.name for p in out) == ["a.pred.csv", "b.pred.csv"]
+    assert sorted(p.name for p in out) == ["a.pred.csv", "a.prediction.json", "b.pred.csv",
+                                           "b.prediction.json"]
     rows = (tmp_path / "out" / "a.pred.csv").read_text().splitlines()
     assert rows[0] == "x,y,label,p0,p1,p2" and len(rows) == 3
     probs = [float(v) for v in rows[1].split(",")[3:]]
@@ -250,5 +251,8 @@ def test_checkpoints_record_the_tasks_data_info(smoke_config: Path, tmp_path: Pa
     train(str(smoke_config), [f"run_dir={tmp_path / 'run'}"])
     for name in ("best", "last"):
         meta = ckpt.read_meta(tmp_path / "run" / "checkpoints" / f"{name}.safetensors")
-        assert meta["data_info"] == {}  # the smoke task takes nothing from its data
+        # the smoke task takes no data fields from its data, only the record of its
+        # training points' distribution
+        assert set(meta["data_info"]) == {"distribution"}
+        assert len(meta["data_info"]["distribution"]["radius_quantiles"]) == 9
         assert meta["task"] == "smoke"
