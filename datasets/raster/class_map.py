@@ -1,7 +1,8 @@
 """Writing: :class:`ClassMapWriter` writes a uint8 class map GeoTIFF (classes ``1..K``, 0 =
 nodata/unclassified, colour table, class names as tags) and optionally a float32
-per-class probability GeoTIFF, both atomically: temporary files in the destination folder
-are renamed into place only when the ``with`` block ends without an exception.
+per-class probability GeoTIFF and a float32 one-band confidence GeoTIFF, all atomically:
+temporary files in the destination folder are renamed into place only when the ``with``
+block ends without an exception.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class ClassMapWriter:
     nodata 0, classes ``1..K``, a colour table (class 0 transparent) and the class names as
     dataset tags ``class_1=...`` (rasterio has no API for GDAL category names, so tags are
     all there is). ``probabilities_path`` adds a float32 GeoTIFF of K bands (descriptions =
-    class names, nodata NaN).
+    class names, nodata NaN); ``confidence_path`` a float32 GeoTIFF of one band (the
+    maximum class probability of every pixel, nodata NaN).
 
     Use as a context manager; :meth:`write` each core window. Both files are written under
     temporary names beside their destination and renamed into place only when the block
@@ -69,9 +71,11 @@ class ClassMapWriter:
     def __init__(self, path: str | os.PathLike[str], info: RasterInfo,
                  class_names: Sequence[str] | None, colors: Sequence[Sequence[int]] | None = None,
                  probabilities_path: str | os.PathLike[str] | None = None,
-                 num_classes: int | None = None, *, block_size: int = 256) -> None:
+                 num_classes: int | None = None, *, block_size: int = 256,
+                 confidence_path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.probabilities_path = None if probabilities_path is None else Path(probabilities_path)
+        self.confidence_path = None if confidence_path is None else Path(confidence_path)
         self.info = info
         if num_classes is None:
             if class_names is None:
@@ -95,7 +99,8 @@ class ClassMapWriter:
             raise ValueError("block_size must be a positive multiple of 16")
         self.block_size = block_size
 
-        outputs = [self.path] + ([self.probabilities_path] if self.probabilities_path else [])
+        outputs = [self.path] + [extra for extra in (self.probabilities_path,
+                                                     self.confidence_path) if extra]
         for output in outputs:
             if output.suffix.lower() not in (".tif", ".tiff"):
                 raise UserError(f"cannot write {output.name}: class maps are GeoTIFFs, expected "
@@ -106,8 +111,9 @@ class ClassMapWriter:
                                     f"the class map; choose another output name")
             if output.is_dir():
                 raise UserError(f"cannot write {output}: it is a folder")
-        if self.probabilities_path and _same_file(self.path, self.probabilities_path):
-            raise UserError("the class map and the probabilities need two different file names")
+        if len({output.resolve() for output in outputs}) != len(outputs):
+            raise UserError("the class map, the probabilities and the confidence need "
+                            "different file names")
         self.pixels_written = 0
         self._datasets: dict[Path, Any] = {}
         self._temporaries: dict[Path, Path] = {}
@@ -136,6 +142,13 @@ class ClassMapWriter:
                     probabilities.set_band_description(index + 1, name)
                 probabilities.update_tags(source=self.info.path.name,
                                           num_classes=str(self.num_classes))
+            if self.confidence_path is not None:
+                self._open(self.confidence_path, self._confidence_profile())
+                confidence = self._datasets[self.confidence_path]
+                confidence.set_band_description(1, "maximum class probability")
+                confidence.update_tags(source=self.info.path.name,
+                                       meaning="maximum softmax probability, 0..1; NaN: "
+                                               "nodata")
         except BaseException:
             self._discard(*sys.exc_info())
             raise
@@ -170,12 +183,14 @@ class ClassMapWriter:
 
     # -- writing
     def write(self, core_window: Window | tuple, labels: np.ndarray,
-              probabilities: np.ndarray | None = None, valid: np.ndarray | None = None) -> None:
+              probabilities: np.ndarray | None = None, valid: np.ndarray | None = None,
+              confidence: np.ndarray | None = None) -> None:
         """Write ``labels`` ``(h, w)`` (integers 0..K, 0 = nodata) into ``core_window``.
 
         ``probabilities`` ``(K, h, w)`` go to the probability raster (ignored without
-        ``probabilities_path``, required with it); where ``valid`` (``(h, w)`` bool) is
-        False the label is written as 0 and the probabilities as NaN.
+        ``probabilities_path``, required with it), ``confidence`` ``(h, w)`` to the
+        confidence raster (likewise with ``confidence_path``); where ``valid`` (``(h, w)``
+        bool) is False the label is written as 0, the probabilities and confidence as NaN.
         """
         if self.path not in self._datasets:
             raise ValueError("use ClassMapWriter as a context manager: with ... as writer")
@@ -207,6 +222,15 @@ class ClassMapWriter:
             if valid is not None:
                 probs[:, ~valid] = np.nan
             self._datasets[self.probabilities_path].write(probs, window=window)
+        if self.confidence_path is not None:
+            if confidence is None:
+                raise ValueError("this writer has a confidence_path: pass confidence")
+            values = np.array(confidence, dtype=np.float32)
+            if values.shape != shape:
+                raise ValueError(f"confidence of shape {values.shape} for a {shape} window")
+            if valid is not None:
+                values[~valid] = np.nan
+            self._datasets[self.confidence_path].write(values, 1, window=window)
         self.pixels_written += shape[0] * shape[1]
 
     # -- internals
@@ -231,6 +255,10 @@ class ClassMapWriter:
     def _probability_profile(self) -> dict[str, Any]:
         return {**self._common_profile(), "count": self.num_classes, "dtype": "float32",
                 "nodata": float("nan"), "predictor": 3, "interleave": "band"}
+
+    def _confidence_profile(self) -> dict[str, Any]:
+        return {**self._common_profile(), "count": 1, "dtype": "float32",
+                "nodata": float("nan"), "predictor": 3}
 
     def _open(self, final: Path, profile: dict[str, Any]) -> None:
         temporary = self._outputs.enter_context(atomic_write(final))

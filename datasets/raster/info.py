@@ -30,9 +30,15 @@ class RasterInfo:
     """What is known about a raster without reading its pixels.
 
     ``wavelengths`` and ``fwhm`` are band centres and widths in nm (or None);
-    ``reflectance = DN / reflectance_scale + reflectance_offset``. ``crs`` is None and
-    ``transform`` the identity for ``.npy``/``.mat`` inputs. ``files`` lists every file the
-    raster consists of (an ENVI header and its data file, for example).
+    ``reflectance = DN / reflectance_scale + reflectance_offset``;
+    ``reflectance_scale_source`` says where the scale came from: ``"given"`` (the caller),
+    ``"tag"`` (the ``reflectance_scale`` dataset tag), ``"envi"`` (the header's reflectance
+    scale factor), ``"gdal"`` (band scales/offsets) or ``"assumed"`` (none declared: 10000
+    for integer data, 1 for float data). ``crs`` is None and ``transform`` the identity for
+    ``.npy``/``.mat`` inputs. ``files`` lists every file the raster consists of (an ENVI
+    header and its data file, for example). ``sensor``: the dataset tag ``sensor`` or the
+    ENVI header's ``sensor type``; ``units``: the bands' declared units (GDAL's per-band
+    unit type, ``""`` where none), empty for ``.npy``/``.mat``.
     """
 
     path: Path
@@ -50,10 +56,18 @@ class RasterInfo:
     fwhm: np.ndarray | None = None
     reflectance_offset: float = 0.0
     files: tuple[Path, ...] = ()
+    reflectance_scale_source: str = "assumed"
+    sensor: str | None = None
+    units: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.count, self.height, self.width)
+
+    @property
+    def scale_declared(self) -> bool:
+        """Whether the file (or the caller) says how its values map to reflectance."""
+        return self.reflectance_scale_source != "assumed"
 
     @property
     def is_gdal(self) -> bool:

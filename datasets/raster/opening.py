@@ -16,7 +16,8 @@ Reading (:func:`open_raster` -> :class:`RasterSource`, a context manager):
 Reflectance scale: the caller's ``reflectance_scale``; else the dataset tag
 ``reflectance_scale`` (our convention); else the ENVI header's ``reflectance scale factor``;
 else GDAL band scales/offsets (``DN * s + o``: scale ``1/s``, offset ``o``); else 10000 for
-integer data and 1 for float data.
+integer data and 1 for float data, *assumed* (``RasterInfo.scale_declared`` is false), so
+values implausible as reflectance under it are reported as digital numbers, not overflow.
 """
 
 from __future__ import annotations
@@ -130,11 +131,15 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
         found, fwhm = sidecar["wavelengths"], sidecar["fwhm"]
 
     offset = 0.0
-    scale = (reflectance_scale
-             or _scale_from_tags(tags.get("reflectance_scale"),
-                                 f"{path.name}'s reflectance_scale tag")
-             or _scale_from_tags(envi.get("reflectance_scale_factor"),
-                                 f"{path.name}'s ENVI reflectance scale factor"))
+    declared = {
+        "given": reflectance_scale,
+        "tag": _scale_from_tags(tags.get("reflectance_scale"),
+                                f"{path.name}'s reflectance_scale tag"),
+        "envi": _scale_from_tags(envi.get("reflectance_scale_factor"),
+                                 f"{path.name}'s ENVI reflectance scale factor"),
+    }
+    scale_source, scale = next(((k, v) for k, v in declared.items() if v),
+                               ("assumed", None))
     if scale is None:
         gdal_scales, gdal_offsets = set(dataset.scales or ()), set(dataset.offsets or ())
         if len(gdal_scales) > 1 or len(gdal_offsets) > 1:
@@ -143,11 +148,11 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
         band_scale = gdal_scales.pop() if gdal_scales else 1.0
         offset = float(gdal_offsets.pop()) if gdal_offsets else 0.0
         if band_scale not in (0.0, 1.0):
-            scale = 1.0 / float(band_scale)
+            scale, scale_source = 1.0 / float(band_scale), "gdal"
         elif offset == 0.0:
             scale = 10000.0 if np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer) else 1.0
         else:
-            scale = 1.0
+            scale, scale_source = 1.0, "gdal"
 
     names = [description or "" for description in (dataset.descriptions or ())]
     if sidecar and sidecar["band_names"]:
@@ -161,6 +166,9 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
         wavelengths=found, band_names=names, reflectance_scale=float(scale),
         driver=dataset.driver, fwhm=fwhm, reflectance_offset=offset,
         files=tuple(Path(name) for name in (dataset.files or [path])),
+        reflectance_scale_source=scale_source,
+        sensor=(tags.get("sensor") or envi.get("sensor_type") or "").strip("{} ") or None,
+        units=tuple(unit or "" for unit in (dataset.units or ())),
     )
 
 
@@ -279,6 +287,7 @@ def _array_info(array: np.ndarray, path: Path, layout: Layout, driver: str, wave
         wavelengths=found, band_names=names or [f"B{index + 1}" for index in range(count)],
         reflectance_scale=reflectance_scale or (10000.0 if integer else 1.0), driver=driver,
         fwhm=fwhm, files=(path,),
+        reflectance_scale_source="given" if reflectance_scale else "assumed",
     )
 
 

@@ -14,7 +14,12 @@ arithmetic), ``valid`` bool ``(h, w)``. Only the window asked for is read.
   a reflectance outside ``reflectance_range`` (default -0.5..1.5). When more than
   ``max_bad_fraction`` (default 0.1%) of the valid pixels of a read are suspect,
   :class:`~domainvit.errors.UserError` names the fraction and the likely cause; a few
-  isolated suspect pixels are marked invalid instead, with one warning per source.
+  isolated suspect pixels are marked invalid instead, with one warning per source. When the
+  file declares no reflectance scale (``RasterInfo.scale_declared``) the cause named is
+  the units (digital numbers, not scaled reflectance), not an overflow.
+- ``read(..., check_range=False)`` and :meth:`RasterSource.sample` skip the overflow guard
+  (pixels at the integer limit are still invalid): for checks that must look at the values
+  before deciding what they mean (the band set and units come before value ranges).
 - ``open_raster`` checks by default that the raster has at least one valid pixel, reading
   strips from the top until it finds one (an entirely-nodata raster is read once, in full).
 """
@@ -46,6 +51,11 @@ DEFAULT_MAX_BAD_FRACTION = 1e-3
 
 #: bytes read per strip by the "has a valid pixel" check at open
 _SCAN_BYTES = 64 * 1024**2
+
+
+#: pixels :meth:`RasterSource.sample` reads at most, and the side of its square blocks
+SAMPLE_PIXELS = 65536
+SAMPLE_BLOCK = 32
 
 
 def _band_indices(bands: Sequence[int] | np.ndarray | None, count: int) -> list[int]:
@@ -100,14 +110,26 @@ class RasterSource:
         return (f"<RasterSource {info.path.name} {info.driver} {info.count}x{info.height}x"
                 f"{info.width} {info.dtype}>")
 
+    @property
+    def reflectance_range(self) -> tuple[float, float]:
+        """Reflectance beyond which a value is suspect (the overflow guard)."""
+        return self._range
+
+    @reflectance_range.setter
+    def reflectance_range(self, value: tuple[float, float]) -> None:
+        self._range = (float(value[0]), float(value[1]))
+
     # -- reading
     def read(self, window: Window | tuple | None = None,
-             bands: Sequence[int] | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             bands: Sequence[int] | np.ndarray | None = None,
+             check_range: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Reflectance ``(B, h, w)`` float32 and the valid mask ``(h, w)`` of ``window``.
 
         ``window``: a rasterio :class:`~rasterio.windows.Window` (or ``((row0, row1),
         (col0, col1))``) inside the raster, whole raster when None. ``bands``: 0-based band
         indices, all when None; the nodata rule is applied over the bands read.
+        ``check_range=False`` skips the overflow guard: values outside the reflectance range
+        are returned as they are (pixels at the integer type's limit are still invalid).
         """
         if self.closed:
             raise ValueError(f"{self.path.name} is closed")
@@ -117,10 +139,35 @@ class RasterSource:
             else _window_bounds(window, info.height, info.width))
         indices = _band_indices(bands, info.count)
         raw = self._read_raw((row0, row1), (col0, col1), indices)
-        return self._to_reflectance(raw, indices, (row0, row1), (col0, col1))
+        return self._to_reflectance(raw, indices, (row0, row1), (col0, col1), check_range)
+
+    def sample(self, bands: Sequence[int] | np.ndarray | None = None,
+               max_pixels: int = SAMPLE_PIXELS, block: int = SAMPLE_BLOCK) -> np.ndarray:
+        """Reflectance ``[N, B]`` of the valid pixels among at most ``max_pixels`` pixels:
+        the whole raster when it is that small, else square blocks spread evenly over it.
+        Read without the overflow guard (``check_range=False``), for checks of what the
+        values mean."""
+        info = self.info
+        height, width = info.height, info.width
+        if height * width <= max_pixels:
+            windows = [((0, height), (0, width))]
+        else:
+            side_h, side_w = min(block, height), min(block, width)
+            count = max(1, max_pixels // (side_h * side_w))
+            rows_n = max(1, min(height // side_h, round(math.sqrt(count * height / width))))
+            cols_n = max(1, min(width // side_w, count // rows_n))
+            windows = [((int(r), int(r) + side_h), (int(c), int(c) + side_w))
+                       for r in np.linspace(0, height - side_h, rows_n).round()
+                       for c in np.linspace(0, width - side_w, cols_n).round()]
+        spectra = []
+        for window in windows:
+            cube, valid = self.read(window, bands=bands, check_range=False)
+            spectra.append(cube[:, valid].T)
+        return np.concatenate(spectra) if spectra else np.zeros((0, 0), np.float32)
 
     def _to_reflectance(self, raw: np.ndarray, indices: list[int], rows: tuple[int, int],
-                        cols: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+                        cols: tuple[int, int], check_range: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray]:
         info = self.info
         # measured[b, i, j]: the band holds a value (not nodata, finite)
         measured = np.ones(raw.shape, dtype=bool)
@@ -158,8 +205,13 @@ class RasterSource:
             if limits.min < 0:
                 at_limit |= measured & (raw == limits.min)
             suspect_entries |= at_limit
+        if not check_range:
+            suspect_entries = at_limit
         suspect = suspect_entries.any(axis=0)
-        if suspect.any():
+        if suspect.any() and not check_range:
+            valid &= ~suspect
+            measured &= valid[None]
+        elif suspect.any():
             self._handle_suspect(raw, cube, measured, suspect, at_limit, valid, rows, cols)
             valid &= ~suspect
             measured &= valid[None]
@@ -192,6 +244,14 @@ class RasterSource:
             cause = (f"values at the {info.dtype} limit {limit}: the data saturated or wrapped "
                      f"around, e.g. written as {info.dtype} after arithmetic that overflowed; "
                      f"recompute it in a wider or float type")
+        elif high > self._range[1] and not info.scale_declared:
+            assumed = (f"read as reflectance x {info.reflectance_scale:g}"
+                       if info.reflectance_scale != 1 else "read as reflectance")
+            cause = (f"{info.dtype} values up to {high * info.reflectance_scale:g} with no "
+                     f"reflectance scale declared ({assumed}): these are digital numbers "
+                     f"(another sensor's counts or radiance), not reflectance; convert the "
+                     f"data to reflectance, or pass reflectance_scale (or tag the file with "
+                     f"reflectance_scale) if it is scaled reflectance")
         elif high > self._range[1] and np.issubdtype(dtype, np.floating) and high > 100:
             cause = (f"values up to {high:g}: this looks like scaled integers (DN), not "
                      f"reflectance; pass reflectance_scale (e.g. 10000) or tag the file "
@@ -213,6 +273,11 @@ class RasterSource:
             f"({count} of {total}) have reflectance outside {self._range[0]:g}.."
             f"{self._range[1]:g} or at the integer limit; likely cause: {cause}"
         )
+
+    def check_has_valid_pixels(self) -> None:
+        """Raise when no pixel is valid (what ``open_raster`` does unless ``check_valid``
+        is false)."""
+        self._check_has_valid_pixels()
 
     def _check_has_valid_pixels(self) -> None:
         """Raise when no pixel is valid; reads strips from the top, stopping at the first."""

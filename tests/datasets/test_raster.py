@@ -369,8 +369,8 @@ def test_all_nodata_raster_is_a_user_error(tmp_path):
 def test_uint16_overflow_is_reported_and_values_are_cast_before_scaling(tmp_path):
     data = cube(bands=2, height=10, width=10)
     data[1, :5] = 60000  # 6.0 after scaling: an overflow, half the pixels
-    with pytest.raises(UserError) as caught:
-        open_raster(write_geotiff(tmp_path / "wrapped.tif", data))
+    with pytest.raises(UserError) as caught:  # the file declares its scale: not units
+        open_raster(write_geotiff(tmp_path / "wrapped.tif", data, wavelengths=[500, 600]))
     message = str(caught.value)
     assert "50.00% of the valid pixels" in message and "(50 of 100)" in message
     assert "overflow" in message and "reflectance up to 6.00" in message
@@ -506,6 +506,87 @@ def test_class_map_has_the_input_grid_colours_and_class_names(tmp_path):
         stored = written.read()
     np.testing.assert_array_equal(stored[:, valid], probabilities[:, valid])
     assert np.isnan(stored[:, ~valid]).all()
+
+
+def test_the_confidence_map_is_a_float_band_on_the_input_grid(tmp_path):
+    source_path = write_geotiff(tmp_path / "scene.tif", cube(height=20, width=30))
+    with open_raster(source_path) as source:
+        info = source.info
+    labels = np.ones((20, 30), np.uint8)
+    confidence = np.random.default_rng(3).random((20, 30)).astype(np.float32)
+    valid = np.ones((20, 30), dtype=bool)
+    valid[5, 5:9] = False
+    out, conf_out = tmp_path / "out" / "map.tif", tmp_path / "out" / "map.confidence.tif"
+    with ClassMapWriter(out, info, CLASSES, COLORS, confidence_path=conf_out) as writer:
+        for tile in iter_tiles(20, 30, 16, 2):
+            rows, cols = tile.core_window.toslices()
+            writer.write(tile.core_window, labels[rows, cols], valid=valid[rows, cols],
+                         confidence=confidence[rows, cols])
+        assert not conf_out.exists()
+    with rasterio.open(conf_out) as written:
+        assert written.count == 1 and written.dtypes[0] == "float32"
+        assert written.crs == CRS_UTM and written.transform == TRANSFORM
+        assert np.isnan(written.nodata)
+        stored = written.read(1)
+    np.testing.assert_array_equal(stored[valid], confidence[valid])
+    assert np.isnan(stored[~valid]).all()
+    with pytest.raises(UserError, match="different file names"):
+        ClassMapWriter(out, info, CLASSES, COLORS, confidence_path=out)
+
+
+def test_values_that_are_not_reflectance_under_an_assumed_scale_are_named_as_units(tmp_path):
+    # uint16 counts in the tens of thousands, no reflectance scale declared: the reader
+    # assumes reflectance x 10000 and names digital numbers as the cause, not overflow
+    data = np.random.default_rng(4).integers(5000, 30000, (3, 10, 10)).astype("uint16")
+    path = write_geotiff(tmp_path / "counts.tif", data)
+    with pytest.raises(UserError) as caught:
+        open_raster(path)
+    message = str(caught.value)
+    assert "no reflectance scale declared" in message and "digital numbers" in message
+    assert "overflowed" not in message
+    # the checks that decide what the values mean read them before the overflow guard
+    with open_raster(path, check_valid=False) as source:
+        assert not source.info.scale_declared
+        assert source.info.reflectance_scale_source == "assumed"
+        values, valid = source.read(check_range=False)
+        assert valid.all() and values.max() == pytest.approx(data.max() / 10000)
+        spectra = source.sample()
+        assert spectra.shape == (100, 3)
+        np.testing.assert_allclose(np.sort(spectra[:, 0]),
+                                   np.sort(data[0].ravel() / 10000), rtol=1e-6)
+        with pytest.raises(UserError, match="digital numbers"):
+            source.check_has_valid_pixels()
+        source.reflectance_range = (-np.inf, np.inf)  # predict anyway
+        source.check_has_valid_pixels()
+        assert source.read()[1].all()
+    with open_raster(path, reflectance_scale=100000) as source:
+        assert source.info.scale_declared and source.info.reflectance_scale_source == "given"
+
+
+def test_sample_spreads_blocks_over_a_large_raster_and_keeps_saturation_invalid(tmp_path):
+    data = cube(bands=2, height=300, width=400)
+    data[:, 150:, :] = 0  # nodata in the lower half
+    data[0, 0:2, 0:2] = 65535  # saturated: never a valid value
+    path = write_geotiff(tmp_path / "large.tif", data, wavelengths=[500, 600])
+    with open_raster(path, check_valid=False) as source:
+        assert source.info.scale_declared
+        spectra = source.sample(max_pixels=64 * 64, block=16)
+    assert 0 < len(spectra) <= 64 * 64 and spectra.shape[1] == 2
+    assert spectra.max() <= 0.8  # no saturated value, no nodata
+    assert (spectra > 0).all()
+    # blocks from the top and bottom rows: about half of them nodata
+    assert len(spectra) < 0.75 * 64 * 64
+
+
+def test_sensor_and_band_units_are_read_from_the_metadata(tmp_path):
+    path = write_geotiff(tmp_path / "radiance.tif", cube(bands=2, height=4, width=4),
+                         wavelengths=[500, 600])
+    with rasterio.open(path, "r+") as dataset:
+        dataset.update_tags(sensor="AVIRIS-NG")
+        dataset.units = ["W m-2 sr-1 um-1"] * 2
+    with open_raster(path) as source:
+        assert source.info.sensor == "AVIRIS-NG"
+        assert source.info.units == ("W m-2 sr-1 um-1",) * 2
 
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
