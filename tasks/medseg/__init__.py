@@ -17,10 +17,12 @@ from torch.utils.data import Dataset
 
 from domainvit.datasets.brain import BRAIN_LOBES, build_brain_lobes
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
+from domainvit.distribution import InputGuard
 from domainvit.errors import ConfigError
 from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
 from domainvit.tasks.medseg.data import SegData, build_dataset, class_names, sample_inputs
+from domainvit.tasks.medseg.distribution import training_distribution
 from domainvit.tasks.medseg.macmd import MACMD, MACMDConfig
 from domainvit.tasks.medseg.metrics import SegmentationMetrics
 from domainvit.tasks.medseg.predict import predict_scans, segment_volume
@@ -91,7 +93,8 @@ class MedSegTask(Task):
         return self._loss(list(outputs), target)
 
     def data_info(self, data_cfg: SegData) -> dict[str, Any]:
-        return {"class_names": class_names(data_cfg)}
+        return {"class_names": class_names(data_cfg),
+                "distribution": training_distribution(data_cfg)}
 
     def build_metrics(self, data_cfg: SegData, during_training: bool = False) -> Any:
         # the 95% Hausdorff distance takes seconds per volume: final evaluations only
@@ -100,8 +103,8 @@ class MedSegTask(Task):
                                    largest_component=data_cfg.largest_component)
 
     def predict_files(self, model: nn.Module, data_cfg: SegData, inputs: list[Path],
-                      out_dir: Path) -> list[Path]:
-        return predict_scans(model, data_cfg, inputs, out_dir)
+                      out_dir: Path, guard: InputGuard) -> list[Path]:
+        return predict_scans(model, data_cfg, inputs, out_dir, guard)
 
     def sample_inputs(self, data_cfg: SegData, folder: Path) -> list[Path]:
         return sample_inputs(data_cfg, folder)

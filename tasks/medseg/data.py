@@ -57,6 +57,11 @@ class SegData(StrictModel):
     #: class names, background first (default: from ``classes.json``, else numbered).
     #: Checkpoints record them, so predicting with one never reads the data.
     class_names: list[str] | None = Field(None, min_length=2)
+    #: the DICOM Modality code of the training scans (``MR``, ``CT``, ...): a scan of
+    #: another modality is refused at prediction (:mod:`domainvit.tasks.medseg.distribution`)
+    modality: str = Field("MR", pattern=r"^[A-Z]{2,16}$")
+    #: the contrast or sequence of the training scans, recorded for people (not compared)
+    contrast: str | None = "T1-weighted, brain-extracted"
     #: 3 for volumetric models, 2 for slice-wise models
     spatial_dims: Literal[2, 3] = 3
     #: voxel size the model works at (mm, RAS order)

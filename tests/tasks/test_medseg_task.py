@@ -16,6 +16,7 @@ from torch import nn
 
 from domainvit.checkpoint import read_meta
 from domainvit.cli import main
+from domainvit.distribution import InputGuard
 from domainvit.tasks.medseg.data import SegData
 from domainvit.tasks.medseg.predict import predict_scans
 
@@ -89,7 +90,8 @@ def test_evaluation_reports_dice_per_class_and_hd95(trained3d, capsys):
 def test_predicting_reads_the_class_names_from_the_checkpoint(trained3d, dataset: Path,
                                                               tmp_path: Path):
     meta = read_meta(trained3d["ckpt"])
-    assert meta["data_info"] == {"class_names": ["background", "shell", "core"]}
+    assert meta["data_info"]["class_names"] == ["background", "shell", "core"]
+    assert meta["data_info"]["distribution"]["modality"] == "MR"
     # the training folder (and its classes.json) is not needed to predict
     config = tmp_path / "elsewhere.yaml"
     config.write_text(trained3d["config"].read_text().replace(str(dataset),
@@ -164,12 +166,26 @@ def test_prediction_lies_on_the_input_grid_in_any_orientation(tmp_path: Path, fl
     cfg = SegData(root=tmp_path, num_classes=3, spacing=(2.0, 2.0, 2.0), roi_size=[16, 16, 16])
     out = tmp_path / "out"
     out.mkdir()
-    written = predict_scans(IntensityOracle(), cfg, [source], out)
-    assert [p.name for p in written] == ["scan.seg.nii.gz", "scan.overlay.png"]
+    reported: list[str] = []
+    written = predict_scans(IntensityOracle(), cfg, [source], out,
+                            InputGuard(None, report=reported.append))
+    assert [p.name for p in written] == ["scan.seg.nii.gz", "scan.confidence.nii.gz",
+                                         "scan.overlay.png", "scan.prediction.json"]
+    assert "records no training distribution" in reported[0]
     result = nib.load(written[0])
     assert result.shape == image.shape and np.allclose(result.affine, affine)
     predicted = np.asarray(result.dataobj)
     assert np.mean(predicted == labels) > 0.98
+    # the confidence map lies on the same grid; the oracle's scores give softmax
+    # probabilities of almost 1 everywhere but at the resampled boundaries
+    confidence = nib.load(written[1])
+    assert confidence.shape == image.shape and np.allclose(confidence.affine, affine)
+    values = np.asarray(confidence.dataobj)
+    assert values.dtype == np.float32 and 1 / 3 <= values.min() and values.max() <= 1 + 1e-6
+    assert np.median(values) > 0.99
+    sidecar = json.loads(written[3].read_text())
+    assert sidecar["input_check"]["outcome"] == "unchecked"
+    assert sidecar["confidence"]["elements"] == image.size
 
 
 @pytest.fixture
