@@ -194,8 +194,9 @@ def _intensity_findings(reference: dict[str, Any], normalised: np.ndarray) -> li
     if shift > limit:
         return [warn("intensity", (
             f"its normalised intensity quantiles differ from the training scans' by "
-            f"{shift:.2f} times their 5-95% range, more than the {limit:.2f} allowed: not "
-            f"like {_describe(reference)} (another contrast or preparation, or not a scan)"))]
+            f"{shift:.2f} times their 5-95% range, more than the {limit:.2f} allowed "
+            f"(another contrast or preparation than the training's "
+            f"{_describe(reference)}, or not a scan)"))]
     return []
 
 

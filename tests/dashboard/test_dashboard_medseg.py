@@ -1,11 +1,14 @@
-"""The medseg page: upload a scan, segment it, look at it, measure it, download the label
-map (the file ``domainvit predict`` writes, in the input's space); bad uploads give the
-readers' messages on the page."""
+"""The medseg page: upload a scan, segment it, look at it (labels or the model's
+confidence), measure it, download the label and confidence maps (the files ``domainvit
+predict`` writes, in the input's space); bad uploads give the readers' messages on the
+page, a CT is refused unless "Predict anyway" is ticked, unusual scans are warned about."""
 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -15,8 +18,9 @@ from PIL import Image
 
 from domainvit.config import validate_config
 from domainvit.dashboard.task_pages.medseg import counting_windows, expected_windows
-from domainvit.datasets.brain import CLASS_NAMES
+from domainvit.datasets.brain import CLASS_NAMES, MRICRON_TEMPLATES
 from domainvit.datasets.medical_io import LABEL_COLOURS, read_image
+from domainvit.distribution import InputGuard
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.medseg.predict import predict_scans, segment_scan
@@ -27,21 +31,32 @@ KEY = "medseg-upload"
 
 @pytest.fixture(scope="module")
 def reference_model(models_dir):
-    """The test checkpoint, loaded the way ``domainvit predict`` loads it."""
+    """The test checkpoint, loaded the way ``domainvit predict`` loads it, and its meta."""
     from domainvit import checkpoint as ckpt
 
     path = models_dir / "medseg-quickstart3d.safetensors"
-    cfg = validate_config(ckpt.load_checkpoint(path)[1]["config"], "test")
+    meta = ckpt.load_checkpoint(path)[1]
+    cfg = validate_config(meta["config"], "test")
     model = build_model(get_task("medseg"), cfg)
     load_inference_weights(model, cfg, path)
-    return model.eval(), cfg
+    return model.eval(), cfg, meta
 
 
-def _predicted(reference_model, scan, tmp_path) -> nib.Nifti1Image:
-    model, cfg = reference_model
+def _predicted(reference_model, scan, tmp_path) -> list[Path]:
+    model, cfg, meta = reference_model
     with torch.no_grad():
-        written = predict_scans(model, cfg.data, [scan], tmp_path)
-    return nib.load(written[0])
+        return predict_scans(model, cfg.data, [scan], tmp_path,
+                             InputGuard.from_meta(meta, report=lambda line: None))
+
+
+@pytest.fixture(scope="session")
+def brain_extracted_nifti(tmp_path_factory) -> Path:
+    """Colin27 brain-extracted (the training scan's kind) at 3 mm."""
+    source = nib.load(MRICRON_TEMPLATES / "ch2bet.nii.gz")
+    data = np.ascontiguousarray(np.asarray(source.dataobj)[::3, ::3, ::3])
+    path = tmp_path_factory.mktemp("scans") / "colin27_brain.nii.gz"
+    nib.save(nib.Nifti1Image(data, source.affine @ np.diag([3.0, 3.0, 3.0, 1.0])), path)
+    return path
 
 
 def _download(at, downloaded, tmp_path) -> nib.Nifti1Image:
@@ -62,10 +77,14 @@ def test_a_nifti_volume_is_segmented_shown_measured_and_downloaded_in_its_space(
     np.testing.assert_allclose(label_map.affine, source.affine)
     assert int(label_map.header["qform_code"]) == 1 and int(label_map.header["sform_code"]) == 2
     # the same labels as `domainvit predict` writes
-    expected = _predicted(reference_model, brain_nifti, tmp_path / "cli")
+    expected = nib.load(_predicted(reference_model, brain_nifti, tmp_path / "cli")[0])
     np.testing.assert_array_equal(np.asarray(label_map.dataobj), np.asarray(expected.dataobj))
     labels = np.asarray(label_map.dataobj)
     assert len(np.unique(labels)) >= 10  # a real brain: (nearly) every region found
+    # a head with its skull and scalp, unlike the brain-extracted training scans: warned
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "Unlike the training data: its normalised intensity quantiles differ"), warnings
 
     # volumes: voxel counts times the 3 mm voxels, in mL
     regions = at.dataframe[0].value
@@ -91,16 +110,63 @@ def test_a_nifti_volume_is_segmented_shown_measured_and_downloaded_in_its_space(
     assert "superior up, anterior on the right" in at.image[0].captions[0]
 
 
-def test_a_zipped_dicom_series_gets_its_label_map_in_scanner_space(
+def test_a_zipped_ct_series_is_refused_and_predicted_anyway_in_scanner_space(
         open_page, downloaded, ct_series_zip, tmp_path):
     at = open_page("medseg", MEDSEG_MODEL)
     at = upload(at, KEY, ct_series_zip)
+    assert not at.exception
+    shown = errors(at)
+    assert len(shown) == 1 and shown[0].startswith(
+        "ct-series.zip: it is a CT scan (DICOM Modality CT); the model was trained on MR"), shown
+    assert "Predict anyway" in shown[0]
+    assert not at.get("download_button") and not at.image
+
+    at.checkbox(key="medseg-force").check().run()
     assert not at.exception and not errors(at)
+    assert any(w.value.startswith("Predicted anyway, although the model refuses this input: "
+                                  "it is a CT scan") for w in at.warning)
     label_map = _download(at, downloaded, tmp_path)
     scan = read_image(ct_series_zip)
     assert label_map.shape == scan.native_shape == (128, 128, 12)
     np.testing.assert_allclose(label_map.affine, scan.native_affine, atol=1e-5)
     assert "volume (mL)" in at.dataframe[0].value.columns
+
+
+def test_the_confidence_is_shown_per_region_as_a_map_and_downloaded(
+        open_page, downloaded, brain_extracted_nifti, reference_model, tmp_path):
+    at = open_page("medseg", MEDSEG_MODEL)
+    at = upload(at, KEY, brain_extracted_nifti)
+    assert not at.exception and not errors(at)
+    assert not at.warning  # the training scans' kind: neither refused nor warned about
+    written = _predicted(reference_model, brain_extracted_nifti, tmp_path / "cli")
+    expected = json.loads(written[3].read_text())["confidence"]["per_class"]
+
+    regions = at.dataframe[0].value
+    confidence = regions["mean confidence"].to_numpy(dtype=float)
+    found = ~np.isnan(confidence)
+    assert found.sum() >= 10 and np.all((confidence[found] >= 1 / 12)
+                                        & (confidence[found] <= 1))
+    np.testing.assert_allclose(
+        confidence[found],
+        [round(expected[name]["mean_max_probability"], 3)
+         for name, present in zip(regions["region"], found, strict=True) if present])
+
+    # the toggle shows the confidence map instead of the labels, and back
+    labels_view = at.image[0].value
+    assert "Labels over the scan" in at.image[0].captions[0]
+    at.toggle[0].set_value(True).run()
+    assert not at.exception
+    assert "confidence" in at.image[0].captions[0] and at.image[0].value != labels_view
+    assert not at.get("html") or all("frontal_L" not in h.value for h in at.get("html"))
+    at.toggle[0].set_value(False).run()
+    assert "Labels over the scan" in at.image[0].captions[0]
+
+    # the confidence map download is the file `domainvit predict` writes
+    path = tmp_path / "confidence.nii.gz"
+    path.write_bytes(downloaded(at, "medseg-confidence-download"))
+    np.testing.assert_array_equal(np.asarray(nib.load(path).dataobj),
+                                  np.asarray(nib.load(written[1]).dataobj))
+    assert nib.load(path).shape == nib.load(brain_extracted_nifti).shape
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -149,7 +215,7 @@ def test_an_upload_over_the_size_limit_is_refused(open_page, brain_nifti, monkey
 @pytest.mark.parametrize("roi, overlap", [((32, 40, 32), 0.25), ((48, 48, 48), 0.5)])
 def test_the_progress_estimate_counts_the_windows_the_model_sees(
         reference_model, brain_nifti, roi, overlap):
-    model, cfg = reference_model
+    model, cfg, _ = reference_model
     data = cfg.data.model_copy(update={"roi_size": list(roi), "sw_overlap": overlap})
     image = read_image(brain_nifti, spatial_dims=3)
     reports = []
