@@ -23,6 +23,7 @@ from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS, SENTINEL2
 from domainvit.datasets.hsi_scenes.parcels import build_hsi_parcels
 from domainvit.datasets.hsi_scenes.sentinel2 import build_sentinel2
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
+from domainvit.distribution import InputGuard
 from domainvit.errors import CheckpointError, UserError
 from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
@@ -31,6 +32,7 @@ from domainvit.tasks.hsi.data import (
     PixelPatches,
     load_scene,
     sample_inputs,
+    training_record,
     training_spectra,
 )
 from domainvit.tasks.hsi.metrics import HSIMetrics
@@ -169,9 +171,12 @@ class HSITask(Task):
     def build_metrics(self, data_cfg: HSIData, during_training: bool = False) -> Any:
         return HSIMetrics(data_cfg.class_names)
 
+    def data_info(self, data_cfg: HSIData) -> dict[str, Any]:
+        return {"distribution": training_record(data_cfg)}
+
     def predict_files(self, model: nn.Module, data_cfg: HSIData, inputs: list[Path],
-                      out_dir: Path) -> list[Path]:
-        return predict_rasters(model, data_cfg, inputs, out_dir)
+                      out_dir: Path, guard: InputGuard) -> list[Path]:
+        return predict_rasters(model, data_cfg, inputs, out_dir, guard)
 
     def sample_inputs(self, data_cfg: HSIData, folder: Path) -> list[Path]:
         return sample_inputs(data_cfg, folder)

@@ -280,3 +280,16 @@ def sample_inputs(data: HSIData, folder: Path, size: int = 32) -> list[Path]:
         height, width = src.height, src.width
     target = folder / f"window_{Path(data.image).stem}.tif"
     return [crop_raster(source, target, (0, min(size, height), 0, min(size, width)))]
+
+
+def training_record(data: HSIData) -> dict:
+    """The training distribution of ``data``'s image for the checkpoint
+    (:func:`domainvit.tasks.hsi.distribution.training_distribution`): its valid pixels,
+    sensor, grid and band centres."""
+    from domainvit.tasks.hsi.distribution import training_distribution
+
+    scene = load_scene(data)
+    with open_raster(scene.path, wavelengths=data.wavelengths, layout=data.layout.upper(),
+                     key=data.mat_key, check_valid=False) as src:
+        info = src.info
+    return training_distribution(scene.cube[:, scene.valid].T, info, scene.wavelengths)

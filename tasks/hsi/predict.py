@@ -1,11 +1,17 @@
 """Classify every pixel of a raster, tile by tile, into a GeoTIFF class map.
 
+Before the model runs, the raster is checked against the checkpoint's training
+distribution (:mod:`domainvit.tasks.hsi.distribution`): the band set first (a missing
+band is an error), then the units (refused unless forced), then the unusual (warned).
 The raster is read in tiles with a margin of half a patch (never whole), each tile is
 PCA-reduced once, the patches around its pixels go through the model in batches, and
 the labels are written into a GeoTIFF with the input's CRS and transform, a colour table,
-the class names and nodata (0) wherever the input is nodata. Tiles with no valid pixel
-are skipped. Outputs appear only when complete (temporary files renamed at the end), so
-a bad tile (say, saturated uint16 values) leaves nothing behind.
+the class names and nodata (0) wherever the input is nodata; beside it the confidence
+map (``<stem>.confidence.tif``: the maximum class probability of every pixel, float32,
+NaN at nodata) and the sidecar ``<stem>.prediction.json`` (the input check and the mean
+maximum probability and normalised entropy per predicted class). Tiles with no valid
+pixel are skipped. Outputs appear only when complete (temporary files renamed at the
+end), so a bad tile (say, saturated uint16 values) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,28 +24,49 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.datasets.raster.bands import check_bands, require_crs
+from domainvit.confidence import ConfidenceSummary
+from domainvit.datasets.raster.bands import require_crs
 from domainvit.datasets.raster.class_map import ClassMapWriter
 from domainvit.datasets.raster.opening import open_raster
+from domainvit.datasets.raster.sources import RasterSource
 from domainvit.datasets.raster.tiling import iter_tiles, pad_to_context
-from domainvit.errors import UserError
+from domainvit.distribution import InputCheck, InputGuard
+from domainvit.tasks.hsi import distribution
 from domainvit.tasks.hsi.data import HSIData, class_colors
 
-#: suffixes of the class map and of the optional probability raster
+#: suffixes of the class map, the confidence map and the optional probability raster
 MAP_SUFFIX = ".classes.tif"
+CONFIDENCE_SUFFIX = ".confidence.tif"
 PROBA_SUFFIX = ".proba.tif"
 
 
-def model_bands(model: nn.Module, info) -> np.ndarray:
-    """The raster's bands the model reads, in the model's order; a clear error when the
-    raster lacks them (the band set is checked by wavelength when both sides know it)."""
-    expected = model.band_centres()
-    if expected is not None:
-        return check_bands(info, expected)
-    if info.count != model.cfg.in_bands:
-        raise UserError(f"the checkpoint expects {model.cfg.in_bands} bands; {info.path} has "
-                        f"{info.count}")
-    return np.arange(info.count)
+def model_bands(model: nn.Module, info, reference: dict | None = None) -> np.ndarray:
+    """The raster's bands the model reads, in the model's order; an error naming the
+    input's band set and the model's when the raster lacks them (by wavelength when both
+    sides know theirs, else by count): :func:`distribution.model_bands`."""
+    return distribution.model_bands(model.band_centres(), model.cfg.in_bands, info, reference)
+
+
+def check_input(model: nn.Module, source: RasterSource, guard: InputGuard | None
+                ) -> tuple[np.ndarray, InputCheck]:
+    """Check an open raster before the model sees it, most fundamental first: the CRS and
+    the band set (errors), then :func:`distribution.compare_raster` through ``guard``
+    (refusals raise unless forced; warnings reported); then that it has a valid pixel.
+    A forced refusal of the units lifts the overflow guard's reflectance range, so the
+    values are classified as they are. Returns the bands to read and the check."""
+    info = source.info
+    require_crs(info)
+    reference = guard.reference if guard is not None else None
+    bands = model_bands(model, info, reference)
+    if guard is None:
+        check = InputCheck(info.path.name, checked=False)
+    else:
+        check = guard.check(info.path.name, distribution.compare_raster,
+                            distribution.RasterSample.read(source, bands))
+    if any(f.aspect == "units" for f in check.refusals):
+        source.reflectance_range = (-np.inf, np.inf)
+    source.check_has_valid_pixels()
+    return bands, check
 
 
 @torch.no_grad()
@@ -60,33 +87,39 @@ def classify_tile(model: nn.Module, cube: np.ndarray, margin: int, batch_size: i
 
 
 def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
-                    progress: Callable | None = None) -> list[Path]:
-    """Classify ``path`` into ``out_dir/<stem>.classes.tif`` (and ``.proba.tif`` with
-    ``data.write_probabilities``); returns the written paths.
+                    guard: InputGuard | None = None, progress: Callable | None = None
+                    ) -> list[Path]:
+    """Classify ``path`` into ``out_dir/<stem>.classes.tif`` and ``<stem>.confidence.tif``
+    (and ``.proba.tif`` with ``data.write_probabilities``) with the sidecar
+    ``<stem>.prediction.json``; returns the written paths, the class map first.
 
-    ``progress(done, total)`` is called after every tile (the dashboard's progress bar);
-    without it a tqdm bar goes to stderr.
+    ``guard`` checks the raster against the checkpoint's training distribution first
+    (:func:`check_input`; without one only the band set is checked, and the sidecar says
+    the input was not checked). ``progress(done, total)`` is called after every tile (the
+    dashboard's progress bar); without it a tqdm bar goes to stderr.
     """
     from tqdm.auto import tqdm
 
-    from domainvit.outputs import output_stem
+    from domainvit.outputs import SIDECAR_SUFFIX, output_stem, write_sidecar
 
     path, out_dir = Path(path), Path(out_dir)
     device = next(model.parameters()).device
     margin = data.patch_size // 2
     stem = output_stem(path)
     map_path = out_dir / f"{stem}{MAP_SUFFIX}"
+    confidence_path = out_dir / f"{stem}{CONFIDENCE_SUFFIX}"
     proba_path = out_dir / f"{stem}{PROBA_SUFFIX}" if data.write_probabilities else None
+    summary = ConfidenceSummary(data.class_names)
     with open_raster(path, wavelengths=data.wavelengths, layout=data.layout.upper(),
-                     key=data.mat_key) as src:
+                     key=data.mat_key, check_valid=False) as src:
         info = src.info
-        require_crs(info)
-        bands = model_bands(model, info)
+        bands, check = check_input(model, src, guard)
         tiles = list(iter_tiles(info.height, info.width, data.tile_size, margin))
         bar = None if progress else tqdm(total=len(tiles), desc=f"classify {path.name}",
                                          unit="tile", file=sys.stderr)
         with ClassMapWriter(map_path, info, data.class_names, class_colors(data),
-                            probabilities_path=proba_path) as writer:
+                            probabilities_path=proba_path,
+                            confidence_path=confidence_path) as writer:
             for i, tile in enumerate(tiles):
                 cube, valid = src.read(tile.read_window, bands=bands)
                 core_valid = valid[tile.core_slices]
@@ -95,23 +128,28 @@ def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
                     probs = classify_tile(model, filled, margin, data.predict_batch_size,
                                           device).cpu().numpy()
                     labels = (probs.argmax(0) + 1).astype(np.uint8)
+                    summary.update(probs, core_valid)
                 else:  # nothing to classify: skip the model
                     labels = np.zeros(core_valid.shape, np.uint8)
                     probs = np.full((len(data.classes), *core_valid.shape), np.nan, np.float32)
                 writer.write(tile.core_window, labels, probs if proba_path else None,
-                             valid=core_valid)
+                             valid=core_valid, confidence=probs.max(axis=0))
                 if bar is not None:
                     bar.update()
                 else:
                     progress(i + 1, len(tiles))
         if bar is not None:
             bar.close()
-    return [map_path] + ([proba_path] if proba_path else [])
+    outputs = [map_path, confidence_path] + ([proba_path] if proba_path else [])
+    sidecar = write_sidecar(out_dir / f"{stem}{SIDECAR_SUFFIX}", {
+        "input": path.name, "outputs": [p.name for p in outputs],
+        "input_check": check.record(), "confidence": summary.as_dict()})
+    return outputs + [sidecar]
 
 
-def predict_rasters(model: nn.Module, data: HSIData, inputs: list[Path], out_dir: Path
-                    ) -> list[Path]:
+def predict_rasters(model: nn.Module, data: HSIData, inputs: list[Path], out_dir: Path,
+                    guard: InputGuard) -> list[Path]:
     written: list[Path] = []
     for path in inputs:
-        written += classify_raster(model, data, path, out_dir)
+        written += classify_raster(model, data, path, out_dir, guard)
     return written

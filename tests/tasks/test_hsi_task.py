@@ -165,7 +165,8 @@ def test_a_raster_with_another_band_set_is_refused_by_the_cli(trained, scene_dir
     result = run_cli("predict", str(config), "--checkpoint", str(best),
                      str(scene_dir / SCENE_S2_FILE), "--out", str(out))
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "expects 220 bands" in result.stderr and "13 bands" in result.stderr
+    assert "the model reads the 220 AVIRIS (simulated) bands" in result.stderr
+    assert "13 bands at 443-2202 nm" in result.stderr
     assert not out.exists() or not any(out.iterdir())
 
 
