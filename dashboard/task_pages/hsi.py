@@ -4,7 +4,10 @@ and download the class map.
 
 The class map is the GeoTIFF ``domainvit predict`` writes (:func:`classify_raster`: tiled,
 the input's CRS and transform, colour table, class names, nodata 0), with a progress bar
-fed by its ``progress`` callback. Rasters are read with
+fed by its ``progress`` callback. The upload is checked against the checkpoint's training
+distribution by the same function before the model runs (refusals and warnings shown by
+the page's frame); the page toggles between the class map and the confidence map (the
+maximum class probability of every pixel) and shows the confidence per class. Rasters are read with
 :func:`~domainvit.datasets.raster.opening.open_raster`, so GeoTIFF, ENVI (uploaded as a .zip
 holding the header and its data file), .npy and .mat cubes all work, with its messages
 for bad files.
@@ -13,7 +16,8 @@ for bad files.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,7 @@ from domainvit.dashboard.uploads import derived_folder, extract_zip
 from domainvit.datasets.raster.info import RasterInfo
 from domainvit.datasets.raster.opening import open_raster
 from domainvit.datasets.raster.sources import RasterSource
+from domainvit.distribution import InputGuard
 from domainvit.errors import UserError
 from domainvit.task import Task
 from domainvit.tasks.hsi.data import HSIData, class_colors
@@ -44,6 +49,11 @@ class ClassMap:
     labels: np.ndarray
     names: list[str]
     colours: list[tuple[int, int, int]]
+    #: the maximum class probability of every pixel (NaN at nodata)
+    confidence: np.ndarray | None = None
+    #: the sidecar's confidence summary (mean max probability / entropy per class)
+    summary: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
 def raster_in_upload(path: Path) -> Path:
@@ -75,21 +85,68 @@ def band_label(info: RasterInfo, band: int) -> str:
     return name
 
 
-def classify_upload(loaded: LoadedModel, path: Path) -> ClassMap:
-    """Classify the raster of the upload ``path`` into a class map beside it."""
+def classify_upload(loaded: LoadedModel, path: Path, guard: InputGuard) -> ClassMap:
+    """Classify the raster of the upload ``path`` into a class map beside it, checked
+    with ``guard`` first (:func:`classify_raster`)."""
     import rasterio
 
     data: HSIData = loaded.config.data
     raster = raster_in_upload(path)
     with widgets.progress_bar("Classifying ...") as bar, widgets.exclusive(loaded), \
             torch.no_grad():
-        class_map = classify_raster(
-            loaded.model, data, raster, derived_folder(path),
+        written = classify_raster(
+            loaded.model, data, raster, derived_folder(path), guard,
             progress=lambda done, total: bar.progress(
-                done / total, text=f"Classifying: tile {done} of {total}"))[0]
-    with rasterio.open(class_map) as dataset:
+                done / total, text=f"Classifying: tile {done} of {total}"))
+    files = {_kind(p): p for p in written}
+    with rasterio.open(files["map"]) as dataset:
         labels = dataset.read(1)
-    return ClassMap(raster, class_map, labels, data.class_names, class_colors(data))
+    with rasterio.open(files["confidence"]) as dataset:
+        confidence = dataset.read(1)
+    summary = json.loads(files["sidecar"].read_text()).get("confidence", {})
+    return ClassMap(raster, files["map"], labels, data.class_names, class_colors(data),
+                    confidence, summary, files)
+
+
+def _kind(path: Path) -> str:
+    from domainvit.outputs import SIDECAR_SUFFIX
+    from domainvit.tasks.hsi.predict import CONFIDENCE_SUFFIX, MAP_SUFFIX, PROBA_SUFFIX
+
+    for kind, suffix in (("map", MAP_SUFFIX), ("confidence", CONFIDENCE_SUFFIX),
+                         ("probabilities", PROBA_SUFFIX), ("sidecar", SIDECAR_SUFFIX)):
+        if path.name.endswith(suffix):
+            return kind
+    return path.name
+
+
+#: five stops of the viridis colour map (0, 0.25, 0.5, 0.75, 1), interpolated linearly
+VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+                   dtype=np.float64)
+
+
+def confidence_rgb(result: ClassMap) -> np.ndarray:
+    """The confidence map as an image: viridis from 0 (dark) to 1 (yellow), nodata black."""
+    step = display_stride(*result.confidence.shape)
+    values = result.confidence[::step, ::step]
+    finite = np.isfinite(values)
+    levels = np.linspace(0.0, 1.0, len(VIRIDIS))
+    clipped = np.clip(np.where(finite, values, 0.0), 0.0, 1.0)
+    rgb = np.stack([np.interp(clipped, levels, VIRIDIS[:, c]) for c in range(3)], axis=-1)
+    rgb[~finite] = 0
+    return rgb.round().astype(np.uint8)
+
+
+def confidence_table(result: ClassMap) -> pd.DataFrame:
+    """Mean maximum probability and normalised entropy per predicted class."""
+    per_class = result.summary.get("per_class", {})
+    return pd.DataFrame({
+        "class": result.names,
+        "pixels": [per_class.get(n, {}).get("elements", 0) for n in result.names],
+        "mean max probability": [per_class.get(n, {}).get("mean_max_probability")
+                                 for n in result.names],
+        "mean normalised entropy": [per_class.get(n, {}).get("mean_normalised_entropy")
+                                    for n in result.names],
+    })
 
 
 def class_map_rgb(result: ClassMap) -> np.ndarray:
@@ -153,16 +210,38 @@ def show(result: ClassMap, data: HSIData) -> None:
                                          lambda: to_uint8(read_rgb(source, bands)))
             st.image(rgb, caption="RGB preview", width="stretch")
         with classes:
-            st.image(class_map_rgb(result), caption="Class map (black: nodata)",
-                     width="stretch")
-            widgets.legend(result.names, result.colours)
+            view = st.radio("Show", ["Class map", "Confidence"], horizontal=True,
+                            key=f"hsi-view-{token}",
+                            help="Confidence: the maximum class probability of every pixel "
+                                 "(1: certain; 1/K: no preference among the K classes)")
+            if view == "Confidence" and result.confidence is not None:
+                st.image(confidence_rgb(result),
+                         caption="Confidence map (max probability, dark 0 to yellow 1; "
+                                 "black: nodata)", width="stretch")
+                mean = result.summary.get("mean_max_probability")
+                st.caption(f"Mean maximum probability "
+                           f"{'n/a' if mean is None else f'{mean:.3f}'} over "
+                           f"{result.summary.get('elements', 0)} pixels")
+            else:
+                st.image(class_map_rgb(result), caption="Class map (black: nodata)",
+                         width="stretch")
+                widgets.legend(result.names, result.colours)
         show_spectrum(source, result, token)
         st.markdown("**Classes**")
         st.dataframe(class_table(result, info), hide_index=True, key=f"hsi-classes-{token}")
+        st.markdown("**Confidence per class**")
+        st.dataframe(confidence_table(result), hide_index=True,
+                     key=f"hsi-confidence-{token}")
     widgets.download("Download the class map (GeoTIFF)", result.class_map, result.class_map.name,
                      "image/tiff", key=f"hsi-download-{token}")
+    for kind, label, mime in (("confidence", "the confidence map (GeoTIFF)", "image/tiff"),
+                              ("sidecar", "the prediction record (JSON)", "application/json")):
+        if kind in result.files:
+            widgets.download(f"Download {label}", result.files[kind],
+                             result.files[kind].name, mime, key=f"hsi-download-{kind}-{token}")
     st.caption("The class map has the input's CRS and transform, a colour table and the "
-               "class names as tags (0: nodata): the file `domainvit predict` writes.")
+               "class names as tags (0: nodata): the file `domainvit predict` writes; the "
+               "prediction record holds the input check and the confidence summary.")
 
 
 def render(task: Task) -> None:

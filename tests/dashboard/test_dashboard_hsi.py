@@ -4,24 +4,36 @@ and the spectrum of a chosen pixel; bad rasters give the readers' messages."""
 
 from __future__ import annotations
 
+import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
 from rasterio.io import MemoryFile
+from streamlit.testing.v1 import AppTest
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import validate_config
+from domainvit.dashboard.launch import MODELS_ENV, app_path
 from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
 from domainvit.datasets.hsi_scenes.simulator import CLASSES
 from domainvit.datasets.hsi_scenes.spectra import aviris_bands
+from domainvit.datasets.raster.crop import crop_raster
+from domainvit.datasets.registry import prepare
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.hsi.predict import classify_raster
 from tests.conftest import write_geotiff
-from tests.dashboard.conftest import HSI_MODEL, errors, upload
+from tests.dashboard.conftest import (
+    FIRST_RUN_TIMEOUT,
+    HSI_MODEL,
+    RUN_TIMEOUT,
+    errors,
+    upload,
+)
 
 KEY = "hsi-upload"
 
@@ -51,6 +63,8 @@ def test_a_geotiff_is_classified_previewed_and_downloaded_with_its_crs(
         open_page, downloaded, models_dir, scene_tif, tmp_path):
     at = upload(open_page("hsi", HSI_MODEL), KEY, scene_tif)
     assert not at.exception and not errors(at)
+    # the training scene itself is in distribution: neither refused nor warned about
+    assert not at.warning, [w.value for w in at.warning]
 
     labels, crs, transform, tags = _downloaded_map(at, downloaded)
     with rasterio.open(scene_tif) as source:
@@ -115,7 +129,7 @@ def test_a_zipped_envi_raster_keeps_its_georeferencing(
 @pytest.mark.parametrize("case, message", [
     ("truncated", "truncated.tif"),
     ("no crs", "has no coordinate reference system"),
-    ("other bands", "expects 220 bands"),
+    ("other bands", "13 bands, no wavelengths; the model reads the 220 AVIRIS"),
 ])
 def test_bad_rasters_show_the_readers_message_and_no_map(open_page, scene_tif, tmp_path,
                                                          case, message):
@@ -132,3 +146,105 @@ def test_bad_rasters_show_the_readers_message_and_no_map(open_page, scene_tif, t
     shown = errors(at)
     assert len(shown) == 1 and message in shown[0], shown
     assert not at.get("download_button") and not at.image
+
+
+# --- the input check and the confidence map, with the bundled Sentinel-2 model ------------
+
+@pytest.fixture
+def s2_models(models_dir) -> Path:
+    """The page lists the bundled checkpoints, quickstart_s2 among them."""
+    return models_dir
+
+
+@pytest.fixture(scope="module")
+def real_rasters(tmp_path_factory) -> dict[str, Path]:
+    """A crop of the real Sentinel-2 L1C scene, and a 7-band Landsat-8 Level-1 stack in
+    digital numbers and the 13 bands in digital numbers made from it."""
+    folder = tmp_path_factory.mktemp("real")
+    s2 = crop_raster(prepare("sentinel2") / "scene.tif", folder / "sentinel2_l1c.tif",
+                     (700, 764, 700, 764))
+    with rasterio.open(s2) as src:
+        counts, profile = src.read(), src.profile
+        band_tags = [src.tags(b + 1) for b in range(src.count)]
+    # Landsat-8 OLI Level-1 rescaling: DN = (rho + 0.1) / 2e-5
+    dn = np.clip(np.rint((counts / 10000.0 + 0.1) / 2e-5), 1, 65534).astype(np.uint16)
+    landsat = folder / "landsat8_l1.tif"
+    with rasterio.open(landsat, "w", **{**profile, "count": 7}) as dst:
+        dst.write(dn[[0, 1, 2, 3, 8, 11, 12]])
+    s2_dn = folder / "sentinel2_dn.tif"
+    with rasterio.open(s2_dn, "w", **profile) as dst:
+        dst.write(dn)
+        dst.update_tags(wavelength_units="nm")
+        for band, values in enumerate(band_tags, 1):
+            dst.update_tags(band, **values)
+    return {"s2": s2, "landsat": landsat, "s2_dn": s2_dn}
+
+
+def _s2_page(s2_models, monkeypatch):
+    monkeypatch.setenv(MODELS_ENV, str(s2_models))
+    at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
+    at.run(timeout=FIRST_RUN_TIMEOUT)
+    at.button(key="open-hsi").click().run()
+    (choice,) = [o for o in at.selectbox(key="hsi-model").options
+                 if "quickstart_s2" in o and "bundled" in o]
+    at.selectbox(key="hsi-model").select(choice).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_real_sentinel2_scene_is_shown_with_warnings_and_a_confidence_map(
+        s2_models, real_rasters, monkeypatch, downloaded):
+    at = upload(_s2_page(s2_models, monkeypatch), KEY, real_rasters["s2"])
+    assert not at.exception and not errors(at)
+    warned = [w.value for w in at.warning]
+    assert any(w.startswith("Unlike the training data: ") and "spectra unlike the training "
+               "pixels" in w for w in warned), warned
+    assert any("ground sampling distance is 10 m" in w for w in warned), warned
+    # the class map first; the toggle shows the confidence map and its mean
+    assert "Class map (black: nodata)" in [c for i in at.image for c in i.captions]
+    at.radio[0].set_value("Confidence").run()
+    captions = [c for i in at.image for c in i.captions]
+    assert any(c.startswith("Confidence map") for c in captions), captions
+    assert "Class map (black: nodata)" not in captions
+    record = json.loads(downloaded(at, "hsi-download-sidecar"))
+    mean = record["confidence"]["mean_max_probability"]
+    assert any(f"Mean maximum probability {mean:.3f}" in c.value for c in at.caption)
+    table = at.dataframe[1].value
+    assert list(table.columns) == ["class", "pixels", "mean max probability",
+                                   "mean normalised entropy"]
+    assert table["pixels"].sum() == record["confidence"]["elements"] == 64 * 64
+    assert record["input_check"]["outcome"] == "warn"
+    with MemoryFile(downloaded(at, "hsi-download-confidence")) as memory, \
+            memory.open() as dataset:
+        confidence = dataset.read(1)
+    assert confidence.shape == (64, 64) and 0 < np.nanmin(confidence) <= 1
+    np.testing.assert_allclose(np.nanmean(confidence), mean, atol=1e-4)
+
+
+def test_digital_numbers_are_refused_and_predicted_anyway_when_asked(
+        s2_models, real_rasters, monkeypatch, downloaded):
+    at = upload(_s2_page(s2_models, monkeypatch), KEY, real_rasters["s2_dn"])
+    shown = errors(at)
+    assert len(shown) == 1 and "no reflectance scale declared" in shown[0], shown
+    assert "digital numbers" in shown[0] and "overflow" not in shown[0]
+    assert not at.image
+    at.checkbox(key="hsi-force").check().run()
+    assert not at.exception and not errors(at)
+    assert any(w.value.startswith("Predicted anyway, although the model refuses this input")
+               for w in at.warning)
+    record = json.loads(downloaded(at, "hsi-download-sidecar"))
+    assert record["input_check"]["forced"] is True
+    assert record["input_check"]["refusals"][0]["aspect"] == "units"
+
+
+def test_a_landsat_stack_is_refused_by_band_set_even_when_forced(
+        s2_models, real_rasters, monkeypatch):
+    at = upload(_s2_page(s2_models, monkeypatch), KEY, real_rasters["landsat"])
+    expected = ("landsat8_l1.tif: 7 bands, no wavelengths; the model reads the 13 "
+                "Sentinel-2A MSI (simulated) bands at 443-2202 nm")
+    for force in (False, True):
+        if force:
+            at.checkbox(key="hsi-force").check().run()
+        shown = errors(at)
+        assert len(shown) == 1 and expected in shown[0], shown
+        assert "overflow" not in shown[0] and not at.image
