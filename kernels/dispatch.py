@@ -10,6 +10,7 @@ that supports the call. A fused Triton backend for CUDA tensors slots in ahead o
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -77,3 +78,22 @@ def choose_backend(call: AttentionCall, name: str | None = None) -> Backend:
     raise ValueError(
         f"no backend supports this call (device {call.device.type}, dtype {call.query.dtype})"
     )
+
+
+#: calls run by each backend in this process (see :func:`backend_calls`)
+_CALLS: Counter = Counter()
+
+
+def record_call(name: str) -> None:
+    """Count one call run by backend ``name`` (the functional front door does this)."""
+    _CALLS[name] += 1
+
+
+def backend_calls() -> dict[str, int]:
+    """How many neighbourhood-attention calls each backend has run in this process, e.g.
+    ``{"triton": 120}`` after a training run on a GPU: the evidence of which path ran."""
+    return dict(_CALLS)
+
+
+def reset_backend_calls() -> None:
+    _CALLS.clear()

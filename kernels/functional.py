@@ -46,7 +46,7 @@ import numbers
 import torch
 
 from .call import AttentionCall
-from .dispatch import backend_names, choose_backend
+from .dispatch import backend_names, choose_backend, record_call
 
 IntOrTuple = int | tuple[int, ...]
 BoolOrTuple = bool | tuple[bool, ...]
@@ -278,7 +278,9 @@ def _neighborhood_attention(
         additional_values,
         backend,
     )
-    return choose_backend(call, backend).run(call)
+    chosen = choose_backend(call, backend)
+    record_call(chosen.name)
+    return chosen.run(call)
 
 
 def na1d(

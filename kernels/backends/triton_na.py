@@ -30,15 +30,19 @@ fixed-order read-modify-write of a per-program partial row) and per-query-tile p
 gradients of the additional keys/values, summed afterwards in a fixed order.
 
 Tile shapes come from :func:`triton.autotune` over a short list per rank, keyed on the
-rank, the padded head_dim, the kernel-size bucket and the dtype. Under
+rank, the padded head_dim, the kernel-size bucket, the problem-size bucket, whether there
+is an rpb, and the dtype; small 2D windows get extra tiles sized to the window. Under
 ``TRITON_INTERPRET=1`` (CPU tensors, for tests) one small fixed configuration is used.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import functools
 import math
 import os
+from typing import NamedTuple
 
 import torch
 import triton
@@ -55,6 +59,9 @@ _LOG2E = tl.constexpr(LOG2E)
 # gives exp2(-inf - m) = 0 rather than exp2(-inf - (-inf)) = NaN.
 _NEG_START = tl.constexpr(-1.0e30)
 _MAX_HEAD_DIM = 128
+# Integer arguments that only select autotuning results: never specialised on their value
+# (Triton would otherwise build separate binaries for a value of 1 or a multiple of 16).
+_TUNING_KEYS = ["NDIM", "KEY_BUCKET", "SIZE_BUCKET"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -217,7 +224,7 @@ def _load_rows(base, rows, row_stride, valid, offs_d, head_dim):
 # ----------------------------------------------------------------------------------------
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_TUNING_KEYS)
 def _forward_kernel(
     Q,
     K,
@@ -247,6 +254,7 @@ def _forward_kernel(
     qk_scale,
     NDIM,
     KEY_BUCKET,
+    SIZE_BUCKET,
     C0: tl.constexpr,
     C1: tl.constexpr,
     C2: tl.constexpr,
@@ -384,7 +392,7 @@ def _delta_kernel(OUT, DO, DELTA, ROWS, HEAD_DIM, BLOCK_R: tl.constexpr, D_PAD: 
     tl.store(DELTA + rows, tl.sum(o * do, 1), mask=valid)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_TUNING_KEYS)
 def _backward_dq_kernel(
     Q,
     K,
@@ -420,6 +428,7 @@ def _backward_dq_kernel(
     scale,
     NDIM,
     KEY_BUCKET,
+    SIZE_BUCKET,
     C0: tl.constexpr,
     C1: tl.constexpr,
     C2: tl.constexpr,
@@ -566,7 +575,7 @@ def _backward_dq_kernel(
     )
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_TUNING_KEYS)
 def _backward_dkdv_kernel(
     Q,
     K,
@@ -598,6 +607,7 @@ def _backward_dkdv_kernel(
     scale,
     NDIM,
     KEY_BUCKET,
+    SIZE_BUCKET,
     C0: tl.constexpr,
     C1: tl.constexpr,
     C2: tl.constexpr,
@@ -717,59 +727,94 @@ def _backward_dkdv_kernel(
 # ----------------------------------------------------------------------------------------
 
 
-# Candidates per rank: (query tile, key tile, warps, stages, kernel-size buckets it is
-# tried for; bucket 1 means some kernel_size > _SMALL_KERNEL). 2D/3D query tiles are
-# compact blocks so that their union of windows stays small; key tiles are short rows
-# along the last axis (contiguous in memory up to the head stride) stacked along the
-# others. Large windows favour 128-row tiles, small windows smaller key tiles that waste
-# fewer masked slots. At most three candidates per key keep tuning to seconds.
+class _Candidate(NamedTuple):
+    """One autotuning candidate: tile shapes, launch options and where it is tried."""
+
+    query_tile: tuple[int, int, int]
+    key_tile: tuple[int, int, int]
+    warps: int
+    stages: int
+    #: kernel-size buckets it is tried for (:func:`_key_bucket`)
+    buckets: tuple[int, ...]
+    #: the largest padded head_dim it is tried for
+    max_d_pad: int = _MAX_HEAD_DIM
+
+
+# Candidates per rank. 2D/3D query tiles are compact blocks so that their union of windows
+# stays small; key tiles are short rows along the last axis (contiguous in memory up to
+# the head stride) stacked along the others. Large windows (bucket 2) favour 128-row
+# tiles, small windows smaller key tiles that waste fewer masked slots.
 _FORWARD_CONFIGS = {
     1: [
-        ((1, 1, 128), (1, 1, 64), 8, 3, (0, 1)),
-        ((1, 1, 128), (1, 1, 128), 8, 2, (1,)),
-        ((1, 1, 64), (1, 1, 32), 4, 3, (0,)),
+        _Candidate((1, 1, 128), (1, 1, 64), 8, 3, (0, 1, 2)),
+        _Candidate((1, 1, 128), (1, 1, 128), 8, 2, (2,)),
+        _Candidate((1, 1, 64), (1, 1, 32), 4, 3, (0, 1)),
     ],
     2: [
-        ((1, 8, 16), (1, 4, 32), 8, 2, (1,)),
-        ((1, 8, 16), (1, 2, 32), 8, 3, (0, 1)),
-        ((1, 8, 8), (1, 2, 16), 4, 3, (0,)),
-        ((1, 8, 8), (1, 4, 16), 4, 2, (0,)),
+        _Candidate((1, 8, 16), (1, 4, 32), 8, 2, (2,)),
+        _Candidate((1, 8, 16), (1, 2, 32), 8, 3, (0, 1, 2)),
+        _Candidate((1, 8, 8), (1, 2, 16), 4, 3, (0, 1)),
+        _Candidate((1, 8, 8), (1, 4, 16), 4, 2, (0, 1)),
     ],
     3: [
-        ((2, 4, 8), (2, 2, 16), 4, 3, (0, 1)),
-        ((4, 4, 8), (1, 4, 16), 8, 2, (0, 1)),
-        ((4, 4, 4), (1, 2, 16), 4, 3, (0,)),
+        _Candidate((2, 4, 8), (2, 2, 16), 4, 3, (0, 1, 2)),
+        _Candidate((4, 4, 8), (1, 4, 16), 8, 2, (0, 1, 2)),
+        _Candidate((4, 4, 4), (1, 2, 16), 4, 3, (0, 1)),
     ],
 }
 # The backward kernels hold more live tiles (q, dO, k, v and one or two fp32
 # accumulators), so their blocks are smaller; configurations that spilled registers in
 # sm_90 builds at head_dim 128 were dropped. dQ: (query tile, key step); dK/dV:
 # (query step, key tile).
+#
+# Small 2D windows (bucket 0, head_dim up to 64) add tiles sized to the window. The work
+# of a program is its tile against every key (dQ) or query (dK/dV) tile in reach, masked
+# or not: for a 7x7 window on a large map, a 2x8 query tile needs an 8x14 key block,
+# covered by one 8x16 step, so 2.6 pairs are computed per pair needed, against 4.4 for
+# the best of the general tiles (8x8 queries by 2x16 keys); a 2x8 key tile against
+# 8x16 query steps gives 3.0 against 4.4 for dK/dV. These kernels are register-bound
+# (index, mask and score tiles live at once: about 220 registers per thread for the
+# general tiles at head_dim 32 in sm_90 builds), so smaller tiles and 8-warp variants,
+# at 100 to 160 registers, also buy occupancy.
 _DQ_CONFIGS = {
     1: [
-        ((1, 1, 64), (1, 1, 64), 4, 2, (0, 1)),
-        ((1, 1, 128), (1, 1, 64), 8, 2, (1,)),
-        ((1, 1, 64), (1, 1, 32), 4, 2, (0,)),
+        _Candidate((1, 1, 64), (1, 1, 64), 4, 2, (0, 1, 2)),
+        _Candidate((1, 1, 128), (1, 1, 64), 8, 2, (2,)),
+        _Candidate((1, 1, 64), (1, 1, 32), 4, 2, (0, 1)),
     ],
     2: [
-        ((1, 4, 16), (1, 2, 32), 4, 2, (0, 1)),
-        ((1, 8, 16), (1, 4, 16), 8, 2, (1,)),
-        ((1, 8, 8), (1, 2, 16), 4, 2, (0,)),
+        _Candidate((1, 4, 16), (1, 2, 32), 4, 2, (0, 1, 2)),
+        _Candidate((1, 8, 16), (1, 4, 16), 8, 2, (2,)),
+        _Candidate((1, 8, 8), (1, 2, 16), 4, 2, (0, 1)),
+        _Candidate((1, 2, 8), (1, 8, 16), 4, 1, (0,), 64),
+        _Candidate((1, 2, 8), (1, 4, 16), 4, 2, (0,), 64),
+        _Candidate((1, 2, 8), (1, 4, 16), 8, 2, (0,), 64),
+        _Candidate((1, 4, 4), (1, 2, 16), 4, 2, (0,), 64),
     ],
-    3: [((2, 4, 8), (2, 2, 16), 4, 2, (0, 1)), ((4, 4, 4), (1, 2, 16), 4, 2, (0, 1))],
+    3: [
+        _Candidate((2, 4, 8), (2, 2, 16), 4, 2, (0, 1, 2)),
+        _Candidate((4, 4, 4), (1, 2, 16), 4, 2, (0, 1, 2)),
+    ],
 }
 _DKDV_CONFIGS = {
     1: [
-        ((1, 1, 32), (1, 1, 128), 8, 2, (0, 1)),
-        ((1, 1, 64), (1, 1, 64), 8, 2, (1,)),
-        ((1, 1, 32), (1, 1, 32), 4, 2, (0,)),
+        _Candidate((1, 1, 32), (1, 1, 128), 8, 2, (0, 1, 2)),
+        _Candidate((1, 1, 64), (1, 1, 64), 8, 2, (2,)),
+        _Candidate((1, 1, 32), (1, 1, 32), 4, 2, (0, 1)),
     ],
     2: [
-        ((1, 2, 16), (1, 8, 16), 8, 2, (0, 1)),
-        ((1, 4, 16), (1, 4, 16), 8, 2, (1,)),
-        ((1, 4, 8), (1, 2, 16), 4, 2, (0,)),
+        _Candidate((1, 2, 16), (1, 8, 16), 8, 2, (0, 1, 2)),
+        _Candidate((1, 4, 16), (1, 4, 16), 8, 2, (2,)),
+        _Candidate((1, 4, 8), (1, 2, 16), 4, 2, (0, 1)),
+        _Candidate((1, 8, 16), (1, 2, 8), 4, 1, (0,), 64),
+        _Candidate((1, 4, 16), (1, 2, 8), 8, 2, (0,), 64),
+        _Candidate((1, 2, 16), (1, 2, 8), 4, 2, (0,), 64),
+        _Candidate((1, 4, 8), (1, 4, 4), 4, 2, (0,), 64),
     ],
-    3: [((1, 2, 16), (2, 4, 16), 8, 2, (0, 1)), ((2, 2, 8), (1, 2, 16), 4, 2, (0, 1))],
+    3: [
+        _Candidate((1, 2, 16), (2, 4, 16), 8, 2, (0, 1, 2)),
+        _Candidate((2, 2, 8), (1, 2, 16), 4, 2, (0, 1, 2)),
+    ],
 }
 # Tiny tiles for the interpreter (numpy on the CPU): fast, and small enough that test
 # shapes span several tiles per axis.
@@ -778,27 +823,55 @@ _INTERPRETER_CONFIG = {
     2: ((1, 4, 8), (1, 4, 8)),
     3: ((2, 4, 4), (2, 4, 4)),
 }
-_SMALL_KERNEL = 16
+# Kernel-size buckets: every kernel_size <= 8 (small windows), <= 16, larger.
+_KEY_BUCKET_LIMITS = (8, 16)
+# Problem-size buckets (query rows = batch x heads x tokens): below 2**17 rows launches
+# are short and latency decides, from 2**21 rows on the grid fills the GPU many times.
+# Tuned separately, so that a small call (a test, a low-resolution stage) does not choose
+# the tiles of a large one.
+_SIZE_BUCKET_LIMITS = (1 << 17, 1 << 21)
 # Largest per-program d(rpb) buffer (fp32 elements) before programs share rows.
 _PRIVATE_RPB_ELEMENTS = 1 << 26
 
 
+def _key_bucket(kernel_size: tuple[int, ...]) -> int:
+    return bisect.bisect_left(_KEY_BUCKET_LIMITS, max(kernel_size))
+
+
+def _size_bucket(rows: int) -> int:
+    return bisect.bisect_right(_SIZE_BUCKET_LIMITS, rows)
+
+
+def _candidates(configs_by_rank: dict, ndim: int, key_bucket: int, d_pad: int) -> list:
+    """The candidates of ``configs_by_rank`` tried for a call of this rank, kernel-size
+    bucket and padded head_dim."""
+    return [c for c in configs_by_rank[ndim] if key_bucket in c.buckets and d_pad <= c.max_d_pad]
+
+
 def _autotuned(kernel, configs_by_rank: dict, reset_to_zero: list[str] | None = None):
-    """``kernel`` autotuned over the candidates of the call's rank and kernel-size bucket."""
-    configs, tried_for = [], {}
+    """``kernel`` autotuned over the candidates of the call's rank, kernel-size bucket and
+    head_dim; tuned once per rank, padded head_dim, kernel-size bucket, problem-size
+    bucket, with or without rpb, and dtype."""
+    configs, tried = [], {}
     for ndim, candidates in configs_by_rank.items():
-        for tm, tn, warps, stages, buckets in candidates:
+        for candidate in candidates:
+            tm, tn = candidate.query_tile, candidate.key_tile
             meta = {**{f"TM{a}": tm[a] for a in range(3)}, **{f"TN{a}": tn[a] for a in range(3)}}
-            configs.append(triton.Config(meta, num_warps=warps, num_stages=stages))
-            tried_for[id(configs[-1])] = {(ndim, bucket) for bucket in buckets}
+            configs.append(
+                triton.Config(meta, num_warps=candidate.warps, num_stages=candidate.stages)
+            )
+            tried[id(configs[-1])] = (ndim, candidate)
 
     def prune(configs, named_args, **kwargs):
-        wanted = (kwargs["NDIM"], kwargs["KEY_BUCKET"])
-        return [c for c in configs if wanted in tried_for[id(c)]]
+        ndim = kwargs["NDIM"]
+        wanted = {
+            id(c) for c in _candidates(configs_by_rank, ndim, kwargs["KEY_BUCKET"], kwargs["D_PAD"])
+        }
+        return [c for c in configs if tried[id(c)][0] == ndim and id(tried[id(c)][1]) in wanted]
 
     return triton.autotune(
         configs=configs,
-        key=["NDIM", "D_PAD", "KEY_BUCKET"],
+        key=["NDIM", "D_PAD", "KEY_BUCKET", "SIZE_BUCKET", "HAS_RPB"],
         prune_configs_by={"early_config_prune": prune},
         reset_to_zero=reset_to_zero,
     )(kernel)
@@ -819,6 +892,28 @@ else:
         _backward_dq_kernel, _DQ_CONFIGS, reset_to_zero=["DRPB", "DEXTRA_K", "DEXTRA_V"]
     )
     _backward_dkdv = _autotuned(_backward_dkdv_kernel, _DKDV_CONFIGS)
+
+#: launches of the fused ops in this process ("forward", "backward"); see
+#: :func:`launch_counts`
+_LAUNCHES: collections.Counter = collections.Counter()
+
+
+def launch_counts() -> dict[str, int]:
+    """How many fused forward and backward passes this process has run (evidence that
+    the Triton path ran, e.g. in a training run)."""
+    return {"forward": _LAUNCHES["forward"], "backward": _LAUNCHES["backward"]}
+
+
+def tuning_choices() -> list[dict]:
+    """The tile configuration autotuning chose for every key tuned so far in this process:
+    ``{"kernel", "key", "config"}`` per tuned key (empty under the interpreter)."""
+    if INTERPRET:
+        return []
+    choices = []
+    for name, tuned in (("forward", _forward), ("dq", _backward_dq), ("dkdv", _backward_dkdv)):
+        for key, config in tuned.cache.items():
+            choices.append({"kernel": name, "key": [str(k) for k in key], "config": str(config)})
+    return choices
 
 
 def _fixed_tiles(ndim: int) -> dict:
@@ -877,7 +972,8 @@ class _Geometry:
         self.d_pad = max(16, triton.next_power_of_2(self.head_dim))
         self.tokens = math.prod(self.lengths)
         self.scale = call.scale
-        self.key_bucket = int(max(call.kernel_size) > _SMALL_KERNEL)
+        self.key_bucket = _key_bucket(call.kernel_size)
+        self.size_bucket = _size_bucket(self.batch * self.heads * self.tokens)
         self.bias_columns = math.prod(2 * k - 1 for k in self.kernels)
 
     def window_args(self) -> dict:
@@ -899,6 +995,7 @@ class _Geometry:
             HEAD_DIM=self.head_dim,
             NDIM=self.ndim,
             KEY_BUCKET=self.key_bucket,
+            SIZE_BUCKET=self.size_bucket,
             D_PAD=self.d_pad,
             DOT_PRECISION="ieee" if dtype == torch.float32 else "tf32",
             **self.window_args(),
@@ -966,6 +1063,7 @@ class _TritonAttention(torch.autograd.Function):
             **geometry.common_args(query.dtype),
             **meta,
         )
+        _LAUNCHES["forward"] += 1
         ctx.geometry = geometry
         ctx.save_for_backward(query, key, value, rpb, extra_k, extra_v, out, lse)
         return out
@@ -1084,15 +1182,17 @@ class _TritonAttention(torch.autograd.Function):
 
             grad_extra_k = reduce(dextra_k)
             grad_extra_v = reduce(dextra_v)
+        _LAUNCHES["backward"] += 1
         return None, dq, dk, dv, grad_rpb, grad_extra_k, grad_extra_v
 
 
 def _max_query_programs(geometry: _Geometry) -> int:
-    """The most query-tile programs any candidate dQ tile shape launches."""
+    """The most query-tile programs any dQ candidate tried for this call launches."""
     if INTERPRET:
         shapes = [_INTERPRETER_CONFIG[geometry.ndim][0]]
     else:
-        shapes = [tm for tm, *_ in _DQ_CONFIGS[geometry.ndim]]
+        candidates = _candidates(_DQ_CONFIGS, geometry.ndim, geometry.key_bucket, geometry.d_pad)
+        shapes = [c.query_tile for c in candidates]
     return max(
         _tiles(geometry.lengths, geometry.dilations, {f"TM{a}": tm[a] for a in range(3)}, "TM")
         for tm in shapes

@@ -52,3 +52,22 @@ def test_named_backend_that_does_not_support_the_call_is_refused(monkeypatch):
     monkeypatch.setattr(dispatch, "BACKENDS", {**dispatch.BACKENDS, "refusing": refusing})
     with pytest.raises(ValueError, match="backend='refusing' does not support this call"):
         choose_backend(make_call(), "refusing")
+
+
+def test_every_call_is_counted_under_the_backend_that_ran_it():
+    dispatch.reset_backend_calls()
+    q = torch.randn(1, 6, 6, 2, 4)
+    na2d(q, q, q, 3)
+    na2d(q, q, q, 3)
+    na2d(q, q, q, 3, backend="reference")
+    assert dispatch.backend_calls() == {"torch": 2, "reference": 1}
+    dispatch.reset_backend_calls()
+    assert dispatch.backend_calls() == {}
+
+
+def test_a_refused_call_is_not_counted():
+    dispatch.reset_backend_calls()
+    q = torch.randn(1, 6, 6, 2, 4)
+    with pytest.raises(ValueError):
+        na2d(q, q, q, 3, backend="triton" if "triton" in backend_names() else "nope")
+    assert dispatch.backend_calls() == {}

@@ -43,9 +43,12 @@ def build(
     deterministic: bool = False,
     private_rpb: bool = True,
     precision: str = "tf32",
+    candidate=None,
 ):
     fn, configs = KERNELS[kernel]
-    tm, tn, warps, stages, _ = configs[ndim][0]
+    candidate = candidate or configs[ndim][0]
+    tm, tn = candidate.query_tile, candidate.key_tile
+    warps, stages = candidate.warps, candidate.stages
     constexprs = {
         **{f"C{axis}": axis == 2 for axis in range(3)},
         **{f"TM{axis}": tm[axis] for axis in range(3)},
@@ -143,23 +146,86 @@ def test_cpu_tensors_are_not_supported_outside_the_interpreter() -> None:
     assert not triton_na.triton_supports(_call())
 
 
-@pytest.mark.parametrize("bucket", [0, 1])
+@pytest.mark.parametrize("d_pad", [16, 32, 64, 128])
+@pytest.mark.parametrize("bucket", [0, 1, 2])
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_autotuning_tries_only_the_candidates_of_the_calls_rank_and_bucket(
-    ndim: int, bucket: int
+def test_autotuning_tries_only_the_candidates_of_the_calls_rank_bucket_and_head_dim(
+    ndim: int, bucket: int, d_pad: int
 ) -> None:
     for tuned, table in [
         (triton_na._forward, triton_na._FORWARD_CONFIGS),
         (triton_na._backward_dq, triton_na._DQ_CONFIGS),
         (triton_na._backward_dkdv, triton_na._DKDV_CONFIGS),
     ]:
-        kept = tuned.early_config_prune(tuned.configs, {}, NDIM=ndim, KEY_BUCKET=bucket)
-        expected = [(tm, tn) for tm, tn, _, _, buckets in table[ndim] if bucket in buckets]
-        shapes = [
-            tuple(tuple(c.kwargs[f"{tile}{a}"] for a in range(3)) for tile in ("TM", "TN"))
+        kept = tuned.early_config_prune(
+            tuned.configs, {}, NDIM=ndim, KEY_BUCKET=bucket, D_PAD=d_pad
+        )
+        expected = [
+            (c.query_tile, c.key_tile, c.warps, c.stages)
+            for c in table[ndim]
+            if bucket in c.buckets and d_pad <= c.max_d_pad
+        ]
+        found = [
+            (
+                *(tuple(c.kwargs[f"{tile}{a}"] for a in range(3)) for tile in ("TM", "TN")),
+                c.num_warps,
+                c.num_stages,
+            )
             for c in kept
         ]
-        assert shapes == expected and 1 <= len(kept) <= 3
+        assert found == expected
+        # Small 2D windows at small head_dim try the window-sized tiles too; otherwise
+        # at most three candidates keep tuning to seconds.
+        assert 1 <= len(kept) <= (6 if (ndim, bucket) == (2, 0) and d_pad <= 64 else 3)
+
+
+@pytest.mark.parametrize("kernel", ["dq", "dkdv"])
+def test_small_window_tiles_are_tried_for_2d_small_windows_at_small_head_dim(kernel) -> None:
+    table = KERNELS[kernel][1]
+    small = triton_na._candidates(table, 2, 0, 32)
+    assert len(small) > len(triton_na._candidates(table, 2, 1, 32))
+    assert triton_na._candidates(table, 2, 0, 128) == triton_na._candidates(table, 2, 1, 128)
+    # a 2x8 query tile for dQ, a 2x8 key tile for dK/dV
+    tile = "query_tile" if kernel == "dq" else "key_tile"
+    assert any(getattr(c, tile) == (1, 2, 8) for c in small)
+
+
+def test_kernel_size_and_problem_size_buckets() -> None:
+    assert [triton_na._key_bucket((k,)) for k in (3, 7, 8, 9, 16, 17, 80)] == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        2,
+        2,
+    ]
+    assert triton_na._key_bucket((3, 9)) == 1
+    limits = triton_na._SIZE_BUCKET_LIMITS
+    rows = [1, limits[0] - 1, limits[0], limits[1] - 1, limits[1]]
+    assert [triton_na._size_bucket(r) for r in rows] == [0, 0, 1, 1, 2]
+    # case (b) of the GPU benchmark (batch 64, 3 heads, 56x56) and a small test call
+    assert triton_na._size_bucket(64 * 3 * 56 * 56) != triton_na._size_bucket(2 * 3 * 23 * 30)
+
+
+@pytest.mark.parametrize("tuned", ["_forward", "_backward_dq", "_backward_dkdv"])
+def test_tuning_is_keyed_on_problem_size_and_rpb(tuned: str) -> None:
+    # A tiny call (a correctness check) must not pick the tiles of a large one, and the
+    # bias gradient changes which tiles are fastest.
+    autotuner = getattr(triton_na, tuned)
+    assert {"NDIM", "D_PAD", "KEY_BUCKET", "SIZE_BUCKET", "HAS_RPB"} <= set(autotuner.keys)
+    # keys that only select tuning results are not specialised on (no extra binaries)
+    assert set(triton_na._TUNING_KEYS) <= {
+        p.name for p in autotuner.fn.params if p.do_not_specialize
+    }
+
+
+@pytest.mark.parametrize("kernel", ["dq", "dkdv"])
+def test_every_small_window_candidate_builds_for_sm90_with_rpb(kernel: str) -> None:
+    # What the GPU builds for a 7x7 window at head_dim 32 with a bias (the benchmark's
+    # case b): every candidate it may try.
+    for candidate in triton_na._candidates(KERNELS[kernel][1], 2, 0, 32):
+        assert_tensor_cores(build(kernel, "bf16", 32, rpb=True, candidate=candidate))
 
 
 def test_autotuning_zeroes_every_buffer_the_dq_kernel_accumulates_into() -> None:

@@ -157,7 +157,10 @@ def _gpu_tile_shapes(ndim: int) -> list[tuple]:
 
     shapes = []
     for configs in (triton_na._FORWARD_CONFIGS, triton_na._DQ_CONFIGS, triton_na._DKDV_CONFIGS):
-        shapes += [(tm, tn) for tm, tn, *_ in configs[ndim] if (tm, tn) not in shapes]
+        for candidate in configs[ndim]:
+            shape = (candidate.query_tile, candidate.key_tile)
+            if shape not in shapes:  # candidates may differ in warps or stages only
+                shapes.append(shape)
     return shapes
 
 
@@ -176,6 +179,9 @@ def _worker(names: list[str]) -> None:
     os.environ["DOMAINVIT_DETERMINISTIC"] = "1"
     if DETERMINISTIC_CASE in names:
         results["deterministic"] = [_run_case(CASES[DETERMINISTIC_CASE]) for _ in range(2)]
+    # every case above ran one fused forward and one backward
+    runs = sum(len(r) if isinstance(r, list) else 1 for r in results.values())
+    results[f"launches_{os.getpid()}"] = {"runs": runs, **triton_na.launch_counts()}
     print(json.dumps(results))
 
 
@@ -234,6 +240,13 @@ def test_every_gpu_tile_shape_matches_reference(results: dict, ndim: int) -> Non
             _assert_matches(result, GPU_TILE_CASES[ndim])
         except AssertionError as error:
             raise AssertionError(f"{name}: {error}") from error
+
+
+def test_launch_counters_count_every_fused_forward_and_backward(results: dict) -> None:
+    counts = [r for name, r in results.items() if name.startswith("launches_")]
+    assert len(counts) == WORKERS
+    for count in counts:
+        assert count["forward"] == count["backward"] == count["runs"] > 0
 
 
 def test_deterministic_rpb_gradient_is_reproducible_and_correct(results: dict) -> None:
