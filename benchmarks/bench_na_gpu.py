@@ -14,6 +14,15 @@ forward, as FlashAttention counts it), for every method alike. Results go to
 ``DIR/bench_na_gpu.json`` and ``DIR/bench_na_gpu.md``. Every case and method runs in its
 own try/except, so an OOM or a compile error is recorded rather than fatal, and methods
 that would overrun the time budget are skipped (and recorded as skipped).
+
+For the Triton backend it also records, per case, the backward's effective throughput
+as a fraction of the forward's, the tile configuration autotuning chose and the time of
+every candidate it tried, a profile of case (b)'s forward+backward by kernel, and, after
+timing, a check of case (b) at its full size (with the tiles tuned for it) against the
+dense reference. ``--warm NAME`` runs one check or case once and exits: started in
+parallel, such processes compile Triton's kernels (cached on disk) and flex_attention's
+(Inductor's cache) on every core, and ``--wait-pids`` makes the main run wait for them
+after its checks, so that compilation stays out of the timed part.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import torch.nn.functional as F
 import triton
 import triton.testing
 
+from domainvit.kernels.backends import triton_na
 from domainvit.kernels.backends.reference import reference_attention
 from domainvit.kernels.backends.tiled import tiled_attention
 from domainvit.kernels.backends.triton_na import triton_attention, triton_supports
@@ -193,6 +203,11 @@ CASES = {
         spatial=(56, 56), kernel=7, heads=3, head_dim=32, batch=64, rpb=True),
     "c_3d_32x32x32_h8_d64_w7": dict(spatial=(32, 32, 32), kernel=7, heads=8, head_dim=64),
 }
+# Timed with the triton backend only, to tell what the bias costs in case (b).
+DIAGNOSTIC_CASES = {
+    "b_without_rpb": dict(spatial=(56, 56), kernel=7, heads=3, head_dim=32, batch=64),
+}
+PROFILED_CASE = "b_2d_56x56_b64_h3_d32_w7_rpb"
 
 
 def time_ms(fn: Callable[[], object], grad_to_none: list[torch.Tensor]) -> float:
@@ -322,9 +337,129 @@ def measure(call: AttentionCall, method: str) -> dict:
     )
     backward_ms = record["forward_backward_ms"] - record["forward_ms"]
     if backward_ms > 0:
+        record["backward_ms"] = backward_ms
         record["backward_tflops"] = 2.5 * flops / backward_ms / 1e9
+        # the backward's effective throughput as a fraction of the forward's
+        record["backward_to_forward"] = record["backward_tflops"] / record["forward_tflops"]
     for t in inputs:
         t.grad = None
+    return record
+
+
+TUNED = {"forward": "_forward", "dq": "_backward_dq", "dkdv": "_backward_dkdv"}
+
+
+def tuning_state() -> dict[str, int]:
+    return {name: len(getattr(triton_na, attr).cache) for name, attr in TUNED.items()}
+
+
+def tuning_record(before: dict[str, int]) -> dict:
+    """The configuration chosen for, and the median time of every candidate tried for,
+    each kernel tuned since ``before`` (one new key per kernel at most: one case)."""
+    try:
+        return _tuning_record(before)
+    except Exception as error:  # noqa: BLE001 (Triton's internals may differ)
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _tuning_record(before: dict[str, int]) -> dict:
+    record = {}
+    for name, attr in TUNED.items():
+        tuner = getattr(triton_na, attr)
+        if len(tuner.cache) == before[name]:
+            continue
+        key, config = list(tuner.cache.items())[-1]
+        timings = getattr(tuner, "configs_timings", None) or {}
+        record[name] = {
+            "key": [str(k) for k in key],
+            "chosen": str(config),
+            "candidates_ms": {str(c): (t[0] if isinstance(t, (list, tuple)) else t)
+                              for c, t in timings.items()},
+        }
+    return record
+
+
+def profile_backward(call: AttentionCall, repeats: int = 5) -> list[dict]:
+    """GPU time per kernel (and per host-side op's kernels) of the triton forward+backward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    inputs = call_inputs(call)
+    upstream = torch.randn_like(call.query)
+    for _ in range(2):
+        triton_attention(call).backward(upstream)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeats):
+            for t in inputs:
+                t.grad = None
+            triton_attention(call).backward(upstream)
+        torch.cuda.synchronize()
+    rows = []
+    for event in prof.key_averages():
+        device_us = getattr(event, "device_time_total", None)
+        if device_us is None:
+            device_us = getattr(event, "cuda_time_total", 0)
+        if device_us > 0 and event.count:
+            rows.append({"kernel": event.key[:120], "calls_per_pass": event.count / repeats,
+                         "ms_per_pass": device_us / 1e3 / repeats})
+    rows.sort(key=lambda r: -r["ms_per_pass"])
+    for t in inputs:
+        t.grad = None
+    return rows[:15]
+
+
+def chunked_reference(call: AttentionCall, upstream: torch.Tensor, chunk: int = 8) -> dict:
+    """The dense reference in float32, batch chunk by batch chunk (its memory is quadratic
+    in tokens): output and gradients of every input."""
+    names = ["output", "grad_query", "grad_key", "grad_value"]
+    parts: dict[str, list] = {n: [] for n in names}
+    grad_rpb = None
+    for start in range(0, call.query.shape[0], chunk):
+        def part(t, start=start):
+            return t[start:start + chunk].detach().float().requires_grad_(True)
+
+        rpb = None if call.rpb is None else call.rpb.detach().float().requires_grad_(True)
+        sub = AttentionCall(part(call.query), part(call.key), part(call.value),
+                            call.kernel_size, call.stride, call.dilation, call.is_causal,
+                            call.scale, rpb)
+        out = reference_attention(sub)
+        tensors = [sub.query, sub.key, sub.value] + ([rpb] if rpb is not None else [])
+        grads = torch.autograd.grad(out, tensors, upstream[start:start + chunk].float())
+        for name, value in zip(names, [out, *grads[:3]], strict=True):
+            parts[name].append(value.detach())
+        if rpb is not None:
+            grad_rpb = grads[3] if grad_rpb is None else grad_rpb + grads[3]
+        del out, grads
+    result = {n: torch.cat(v) for n, v in parts.items()}
+    if grad_rpb is not None:
+        result["grad_rpb"] = grad_rpb
+    return result
+
+
+def check_at_size(call: AttentionCall) -> dict:
+    """The triton backend with the tiles tuned for this call against the reference."""
+    record = {"check": "case b at full size, tiles tuned for it, bf16"}
+    try:
+        device = call.query.device
+        upstream = torch.randn(call.query.shape, generator=torch.Generator(device=device)
+                               .manual_seed(2), device=device, dtype=call.query.dtype)
+        expected = chunked_reference(call, upstream)
+        out = triton_attention(call)
+        inputs = [call.query, call.key, call.value] + ([call.rpb] if call.rpb is not None
+                                                       else [])
+        grads = torch.autograd.grad(out, inputs, upstream)
+        names = ["output", "grad_query", "grad_key", "grad_value", "grad_rpb"]
+        record["triton"] = {
+            name: ((value.float() - expected[name]).abs().max()
+                   / expected[name].abs().max()).item()
+            for name, value in zip(names, [out, *grads], strict=False)
+        }
+        tolerance = TOLERANCE.get(call.query.dtype, 1e-4)
+        record["ok"] = all(e <= tolerance for e in record["triton"].values())
+    except Exception as error:  # noqa: BLE001 (recorded and reported)
+        record.update(ok=False, error=f"{type(error).__name__}: {str(error)[:500]}")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     return record
 
 
@@ -344,17 +479,94 @@ def benchmark(budget_s: float) -> list[dict]:
             try:
                 if case not in calls:
                     calls[case] = make_call(**spec)
+                before = tuning_state()
                 record.update(measure(calls[case], method))
+                if method == "triton":
+                    record["tuning"] = tuning_record(before)
             except Exception as error:  # noqa: BLE001 (recorded, the run goes on)
                 record["error"] = f"{type(error).__name__}: {str(error)[:500]}"
                 torch.cuda.empty_cache()
             log(f"{case} {method}: " + ", ".join(
                 f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in record.items() if k not in ("case", "method")))
-    return records
+                for k, v in record.items() if k not in ("case", "method", "tuning")))
+    return records, calls
 
 
-def markdown(meta: dict, records: list[dict]) -> str:
+def diagnostics(budget_s: float, calls: dict) -> dict:
+    """Case (b) without its bias (triton), a profile of case (b) by kernel, and the check of
+    case (b) at full size."""
+    result: dict = {"cases": []}
+    for case, spec in DIAGNOSTIC_CASES.items():
+        record = {"case": case, "method": "triton"}
+        if time.time() - START > budget_s:
+            record["error"] = "skipped: time budget exhausted"
+        else:
+            try:
+                before = tuning_state()
+                record.update(measure(make_call(**spec), "triton"))
+                record["tuning"] = tuning_record(before)
+            except Exception as error:  # noqa: BLE001
+                record["error"] = f"{type(error).__name__}: {str(error)[:500]}"
+        log(f"diagnostic {case}: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in record.items() if isinstance(v, float)))
+        result["cases"].append(record)
+    call = calls.get(PROFILED_CASE)
+    if call is not None:
+        try:
+            result["profile_" + PROFILED_CASE] = profile_backward(call)
+            for row in result["profile_" + PROFILED_CASE][:8]:
+                log(f"profile {row['ms_per_pass']:.3f} ms x{row['calls_per_pass']:.0f} "
+                    f"{row['kernel']}")
+        except Exception as error:  # noqa: BLE001
+            result["profile_error"] = f"{type(error).__name__}: {str(error)[:500]}"
+        result["check_at_size"] = check_at_size(call)
+        log(f"check at size: {result['check_at_size']}")
+    return result
+
+
+def warm(name: str) -> int:
+    """Run one check or case once (compiles and tunes; nothing is recorded)."""
+    specs = {**dict(CHECKS), **CASES, **DIAGNOSTIC_CASES}
+    if name == "deterministic":
+        os.environ["DOMAINVIT_DETERMINISTIC"] = "1"
+        name = CHECKS[1][0]
+    call = make_call(**specs[name])
+    out = triton_attention(call)
+    out.backward(torch.randn_like(out))
+    if name in CASES:
+        with torch.no_grad():
+            triton_attention(call)
+        for method in ("flex_attention",):
+            try:
+                forward = make_methods(call)[method]()
+                with torch.no_grad():
+                    forward()
+                out = forward()
+                out.backward(torch.randn_like(out))
+            except Exception as error:  # noqa: BLE001 (the main run records it)
+                log(f"warm {name} {method}: {type(error).__name__}: {str(error)[:200]}")
+    torch.cuda.synchronize()
+    log(f"warm {name}: done")
+    return 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            state = handle.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")  # an exited child its parent has not reaped yet
+
+
+def wait_for(pids: list[int], limit_s: float) -> None:
+    start = time.time()
+    while any(_running(pid) for pid in pids) and time.time() - start < limit_s:
+        time.sleep(0.5)
+    log(f"waited {time.time() - start:.1f} s for the warm-up processes")
+
+
+def markdown(meta: dict, records: list[dict], diagnostics: dict | None = None) -> str:
     lines = [
         f"# Neighbourhood attention on {meta['device']}",
         "",
@@ -378,6 +590,12 @@ def markdown(meta: dict, records: list[dict]) -> str:
             f"| {cell(r, 'forward_backward_tflops')} | {cell(r, 'backward_tflops')} "
             f"| {r.get('error', '')} |"
         )
+    lines += ["", "Backward / forward effective throughput of triton (bwd TFLOP/s over fwd "
+              "TFLOP/s):", ""]
+    for r in records:
+        if r["method"] == "triton" and r.get("backward_to_forward"):
+            lines.append(f"- {r['case']}: {100 * r['backward_to_forward']:.1f}% (backward "
+                         f"{r['backward_ms']:.3f} ms, forward {r['forward_ms']:.3f} ms)")
     lines += ["", "Speed-ups of triton (time ratio, higher is better):", ""]
     by_key = {(r["case"], r["method"]): r for r in records}
     for case in CASES:
@@ -389,6 +607,33 @@ def markdown(meta: dict, records: list[dict]) -> str:
                 if ours.get(mode) and theirs.get(mode):
                     parts.append(f"vs {other} {mode[:-3]} {theirs[mode] / ours[mode]:.2f}x")
         lines.append(f"- {case}: " + ("; ".join(parts) or "-"))
+    tuned = [r for r in records if r["method"] == "triton" and r.get("tuning")]
+    if tuned:
+        lines += ["", "Tiles chosen by autotuning for each case (and the candidates' median ms):",
+                  ""]
+        for r in tuned:
+            for kernel, t in r["tuning"].items():
+                if kernel == "error":
+                    continue
+                tried = "; ".join(f"{c}: {ms:.3f}" for c, ms in t["candidates_ms"].items())
+                lines.append(f"- {r['case']} {kernel}: **{t['chosen']}** ({tried})")
+    if diagnostics:
+        for r in diagnostics.get("cases", []):
+            if r.get("backward_to_forward"):
+                lines += ["", f"Diagnostic {r['case']} (triton): forward {r['forward_ms']:.3f} ms, "
+                          f"forward+backward {r['forward_backward_ms']:.3f} ms, backward / forward "
+                          f"throughput {100 * r['backward_to_forward']:.1f}%."]
+        rows = diagnostics.get("profile_" + PROFILED_CASE)
+        if rows:
+            lines += ["", f"GPU time per pass of {PROFILED_CASE}'s triton forward+backward "
+                      "(torch.profiler):", "", "| kernel | calls | ms |", "|---|---|---|"]
+            lines += [f"| `{row['kernel'][:80]}` | {row['calls_per_pass']:.0f} "
+                      f"| {row['ms_per_pass']:.3f} |" for row in rows[:10]]
+        check = diagnostics.get("check_at_size")
+        if check:
+            errors = fmt_errors(check.get("triton"))
+            lines += ["", f"{check['check']}: {'ok' if check.get('ok') else 'FAILED'} "
+                      f"{errors} {check.get('error', '')}"]
     return "\n".join(lines) + "\n"
 
 
@@ -399,11 +644,17 @@ def main() -> int:
                         help="seconds after which remaining benchmark methods are skipped")
     parser.add_argument("--keep-going", action="store_true",
                         help="benchmark even if a correctness check failed (recorded in the JSON)")
+    parser.add_argument("--warm", metavar="NAME",
+                        help="run one check or case once (compile and tune) and exit")
+    parser.add_argument("--wait-pids", default="",
+                        help="after the checks, wait for these (warm-up) processes to end")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available():
         print("no CUDA device", file=sys.stderr)
         return 2
+    if args.warm:
+        return warm(args.warm)
+    args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -419,12 +670,18 @@ def main() -> int:
         log(f"correctness checks FAILED; see {json_path}")
         if not args.keep_going:
             return 1
-    result["results"] = benchmark(args.budget)
+    if args.wait_pids:
+        wait_for([int(pid) for pid in args.wait_pids.split()], limit_s=args.budget)
+    result["results"], calls = benchmark(args.budget)
+    result["diagnostics"] = diagnostics(args.budget + 60, calls)
+    ok &= result["diagnostics"].get("check_at_size", {}).get("ok", True)
+    result["checks_ok"] = ok
     result["total_s"] = time.time() - START
     json_path.write_text(json.dumps(result, indent=2))
-    (args.out / "bench_na_gpu.md").write_text(markdown(meta, result["results"]))
+    text = markdown(meta, result["results"], result["diagnostics"])
+    (args.out / "bench_na_gpu.md").write_text(text)
     log(f"wrote {json_path} and bench_na_gpu.md")
-    print(markdown(meta, result["results"]), flush=True)
+    print(text, flush=True)
     return 0 if ok else 1
 
 
