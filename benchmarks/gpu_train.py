@@ -89,13 +89,18 @@ def run_one(name: str, device: str, out: Path, max_steps: int | None) -> dict:
 
     arrivals: list[float] = []
     ends: list[float] = []
-    state = {"training": True, "eval_s": 0.0}
+    state = {"training": True, "eval_s": 0.0, "depth": 0}
 
     original_to_device = engine.to_device
 
     def to_device(batch, target):
-        moved = original_to_device(batch, target)
-        if state["training"]:
+        # to_device recurses into dicts and lists: time the outermost call only
+        state["depth"] += 1
+        try:
+            moved = original_to_device(batch, target)
+        finally:
+            state["depth"] -= 1
+        if state["training"] and state["depth"] == 0:
             sync()
             arrivals.append(time.perf_counter())
         return moved
