@@ -15,12 +15,13 @@ and float32 on the CPU. Each process records, beside what ``domainvit train`` wr
   (``domainvit.kernels.dispatch.backend_calls``) and the fused Triton forward and
   backward passes (``triton_na.launch_counts``), counted in the training process itself.
 
-Results go to ``DIR/gpu_train_<device>.json`` and ``.md`` (or under ``--results``). ``--warm`` first runs every
-selected run for two steps, all at once, so that Triton's compilations (cached on disk)
-happen in parallel instead of inside the timed runs. ``--merge GPU.json CPU.json --out
-PREFIX`` writes ``PREFIX.json`` and ``PREFIX.md`` with both side by side. On a machine
-with several GPUs ``--ddp`` also trains the smoke and medcls runs under ``torchrun`` across
-all of them (DDP over NCCL), the way multi-GPU training is launched.
+Results go to ``DIR/gpu_train_<device>.json`` and ``.md`` (or under ``--results``).
+``--warm`` first runs every selected run for two steps, all at once, so that Triton's
+compilations (cached on disk) happen in parallel instead of inside the timed runs.
+``--merge GPU.json CPU.json --out PREFIX`` writes ``PREFIX.json`` and ``PREFIX.md`` with
+both side by side. On a machine with several GPUs ``--ddp`` also trains the smoke and
+medcls runs under ``torchrun`` across all of them (DDP over NCCL), the way multi-GPU
+training is launched.
 
 Sample data comes from ``$DOMAINVIT_DATA`` (``domainvit data prepare NAME``); a run whose
 dataset or dependency is missing is recorded as failed, with its error, and the others go on.
@@ -219,7 +220,7 @@ def _collect(name: str, process: subprocess.Popen, out: Path, timeout: float,
 
 
 def run_all(names: list[str], device: str, out: Path, max_steps: int | None, parallel: bool,
-            timeout: float) -> list[dict]:
+            timeout: float, on_record=None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     records = []
     if parallel:
@@ -237,6 +238,8 @@ def run_all(names: list[str], device: str, out: Path, max_steps: int | None, par
                                        text=True, cwd=ROOT)
             records.append(_collect(name, process, out, timeout, started))
             _log(f"{name}: {_summary(records[-1])}")
+            if on_record is not None:
+                on_record(records)
     return records
 
 
@@ -428,15 +431,20 @@ def main() -> int:
                                      f"{r['process_s']} s" for r in warm))
         if args.warm_only:
             return 0 if all(r["ok"] for r in warm) else 1
-    result["runs"] = run_all(names, args.device, args.out, None, False, args.timeout)
-    if args.ddp:
-        result["ddp"] = run_ddp(args.out, args.timeout)
-        _log(f"ddp: {result['ddp'].get('why', 'ran')}")
-    result["total_s"] = round(time.time() - START, 1)
     results = args.results or args.out
     results.mkdir(parents=True, exist_ok=True)
     stem = results / f"gpu_train_{args.device}"
-    Path(f"{stem}.json").write_text(json.dumps(result, indent=2))
+
+    def save(records: list[dict]) -> None:  # after every run: a cut-off job keeps the rest
+        result["runs"] = records
+        result["total_s"] = round(time.time() - START, 1)
+        Path(f"{stem}.json").write_text(json.dumps(result, indent=2))
+
+    save(run_all(names, args.device, args.out, None, False, args.timeout, save))
+    if args.ddp:
+        result["ddp"] = run_ddp(args.out, args.timeout)
+        _log(f"ddp: {result['ddp'].get('why', 'ran')}")
+    save(result["runs"])
     Path(f"{stem}.md").write_text(markdown(meta, result["runs"],
                                            f"One epoch per task ({args.device})"))
     print(markdown(meta, result["runs"], f"One epoch per task ({args.device})"), flush=True)
