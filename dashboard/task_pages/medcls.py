@@ -2,8 +2,10 @@
 probabilities, the top class and an occlusion saliency map over the image.
 
 The image goes through the prediction path of ``domainvit predict``
-(:func:`read_image` as a 2D image, :func:`image_to_uint8`, :func:`classify`), so the
-probabilities are the ones written to ``<stem>.pred.json``.
+(:func:`read_image` as a 2D image, :func:`checked_pixels`, which checks it against the
+checkpoint's training distribution, then :func:`classify`), so the probabilities are the
+ones written to ``<stem>.pred.json``; the page shows the top probability and the
+normalised entropy as the prediction's confidence.
 
 Saliency by occlusion (Zeiler & Fergus, "Visualizing and understanding convolutional
 networks", ECCV 2014): a square a quarter of the image wide slides over it in steps of
@@ -29,9 +31,10 @@ from torch import nn
 from domainvit.dashboard import widgets
 from domainvit.dashboard.checkpoints import LoadedModel
 from domainvit.datasets.medical_io import read_image
+from domainvit.distribution import InputGuard
 from domainvit.task import Task
 from domainvit.tasks.medcls.data import dataset_info
-from domainvit.tasks.medcls.predict import classify, image_to_uint8
+from domainvit.tasks.medcls.predict import checked_pixels, classify, confidence
 
 UPLOAD_TYPES = ("png", "jpg", "jpeg", "dcm", "nii", "nii.gz")
 #: the occluding square's side as a fraction of the image's shorter side
@@ -103,10 +106,10 @@ def _dataset_info(checkpoint_key: str, _data_cfg) -> dict:
     return dataset_info(_data_cfg)
 
 
-def classify_upload(loaded: LoadedModel, path: Path) -> Classification:
+def classify_upload(loaded: LoadedModel, path: Path, guard: InputGuard) -> Classification:
     info = _dataset_info(loaded.checkpoint.key, loaded.config.data)
     image = read_image(path, spatial_dims=2)
-    pixels = image_to_uint8(image, info["in_chans"])
+    pixels, _ = checked_pixels(image, info["in_chans"], guard)
     with widgets.progress_bar("Classifying ...") as bar, widgets.exclusive(loaded), \
             torch.no_grad():
         probabilities = classify(loaded.model, pixels, info["image_size"])
@@ -123,6 +126,11 @@ def show(result: Classification) -> None:
     with left:
         st.metric("Top class", result.names[top], f"probability {result.probabilities[top]:.1%}",
                   delta_color="off", delta_arrow="off")
+        entropy = confidence(result.probabilities, result.names)["normalised_entropy"]
+        st.caption(f"Confidence: top probability {result.probabilities[top]:.1%}, normalised "
+                   f"entropy {entropy:.2f} (0: all on one class, 1: spread evenly). Softmax "
+                   "confidences are uncalibrated: low values flag an image to look at, high "
+                   "values are no guarantee.")
         frame = pd.DataFrame({"class": result.names, "probability": result.probabilities})
         st.bar_chart(frame, x="class", y="probability", horizontal=True, sort="-probability")
         st.dataframe(frame.round(4), hide_index=True)

@@ -19,9 +19,11 @@ from torch.utils.data import Dataset
 
 from domainvit.datasets.brain import BRAIN_MNIST, build_brain_mnist
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
+from domainvit.distribution import InputGuard
 from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
 from domainvit.tasks.medcls.data import ClsData, MedMNISTDataset, dataset_info, sample_inputs
+from domainvit.tasks.medcls.distribution import training_distribution
 from domainvit.tasks.medcls.metrics import ClassificationMetrics
 from domainvit.tasks.medcls.model import MedViTV2, MedViTV2Config
 from domainvit.tasks.medcls.predict import predict_images
@@ -63,14 +65,15 @@ class MedClsTask(Task):
 
     def data_info(self, data_cfg: ClsData) -> dict[str, Any]:
         info = dataset_info(data_cfg)
-        return {key: info[key] for key in ("class_names", "image_size", "in_chans")}
+        return {**{key: info[key] for key in ("class_names", "image_size", "in_chans")},
+                "distribution": training_distribution(data_cfg, info)}
 
     def build_metrics(self, data_cfg: ClsData, during_training: bool = False) -> Any:
         return ClassificationMetrics(dataset_info(data_cfg)["num_classes"])
 
     def predict_files(self, model: nn.Module, data_cfg: ClsData, inputs: list[Path],
-                      out_dir: Path) -> list[Path]:
-        return predict_images(model, data_cfg, dataset_info(data_cfg), inputs, out_dir)
+                      out_dir: Path, guard: InputGuard) -> list[Path]:
+        return predict_images(model, data_cfg, dataset_info(data_cfg), inputs, out_dir, guard)
 
     def sample_inputs(self, data_cfg: ClsData, folder: Path) -> list[Path]:
         return sample_inputs(data_cfg, folder)

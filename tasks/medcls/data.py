@@ -61,6 +61,13 @@ class ClsData(StrictModel):
     #: class names, size and channels, so predicting with one never reads the data.
     in_chans: Literal[1, 3] | None = None
     augment: ClsAugment = ClsAugment()
+    #: the DICOM Modality code of the images (``MR``, ``CT``, ``SM`` for slides, ``XC``
+    #: for photographs); None: the sample dataset's, unknown for a .npz of your own.
+    #: Images of another modality are refused at prediction
+    #: (:mod:`domainvit.tasks.medcls.distribution`)
+    modality: str | None = Field(None, pattern=r"^[A-Z]{2,16}$")
+    #: the contrast or kind of the images, recorded for people (not compared)
+    contrast: str | None = None
     #: a corruption applied to every evaluated split (robustness evaluation)
     corruption: str | None = None
     severity: int = Field(3, ge=1, le=5)
@@ -71,6 +78,17 @@ class ClsData(StrictModel):
         if value is not None and value not in CORRUPTIONS:
             raise ValueError(f"unknown corruption {value!r} (choose from {', '.join(CORRUPTIONS)})")
         return value
+
+
+#: modality and contrast of the sample datasets' images
+SAMPLE_MODALITIES = {BRAIN_MNIST: ("MR", "T1-weighted brain crops")}
+
+
+def modality_of(cfg: ClsData) -> tuple[str | None, str | None]:
+    """The modality and contrast of the configured images: the config's, else the sample
+    dataset's (None for a .npz of your own that does not say)."""
+    sample = SAMPLE_MODALITIES.get(cfg.dataset, (None, None)) if cfg.npz is None else (None, None)
+    return cfg.modality or sample[0], cfg.contrast or sample[1]
 
 
 def npz_path(cfg: ClsData) -> Path:

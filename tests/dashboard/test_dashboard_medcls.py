@@ -1,5 +1,6 @@
 """The medcls page: class probabilities (those ``domainvit predict`` writes), the top
-class and an occlusion saliency map; bad uploads give the readers' messages."""
+class and an occlusion saliency map; a CT is refused unless "Predict anyway" is ticked;
+bad uploads give the readers' messages."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from torch import nn
 from domainvit.config import validate_config
 from domainvit.dashboard.task_pages.medcls import occlusion_saliency
 from domainvit.datasets.brain import CLASS_NAMES, MRICRON_TEMPLATES
+from domainvit.distribution import InputGuard
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.medcls.data import dataset_info
@@ -42,13 +44,28 @@ def _expected_probabilities(models_dir, path, tmp_path) -> dict[str, float]:
     from domainvit import checkpoint as ckpt
 
     checkpoint = models_dir / "medcls-quickstart.safetensors"
-    cfg = validate_config(ckpt.load_checkpoint(checkpoint)[1]["config"], "test")
+    meta = ckpt.load_checkpoint(checkpoint)[1]
+    cfg = validate_config(meta["config"], "test")
     model = build_model(get_task("medcls"), cfg)
     load_inference_weights(model, cfg, checkpoint)
+    guard = InputGuard.from_meta(meta, force=True, report=lambda line: None)
     with torch.no_grad():
         written = predict_images(model.eval(), cfg.data, dataset_info(cfg.data), [path],
-                                 tmp_path)
+                                 tmp_path, guard)
     return json.loads(written[0].read_text())["probabilities"]
+
+
+def test_a_ct_slice_is_refused_until_predicted_anyway(open_page, ct_slice):
+    at = upload(open_page("medcls", MEDCLS_MODEL), KEY, ct_slice)
+    assert not at.exception
+    shown = errors(at)
+    assert len(shown) == 1 and "CT_small.dcm: it is a CT image (DICOM Modality CT)" in shown[0]
+    assert not at.metric and not at.image
+    at.checkbox(key="medcls-force").check().run()
+    assert not at.exception and not errors(at)
+    assert any(w.value.startswith("Predicted anyway, although the model refuses this input: "
+                                  "it is a CT image") for w in at.warning)
+    assert at.metric[0].label == "Top class"
 
 
 @pytest.mark.parametrize("sample", ["dicom", "png"])
@@ -59,7 +76,11 @@ def test_an_image_gets_probabilities_top_class_and_saliency(
         path = tmp_path / "brain-slice.png"
         path.write_bytes(brain_png)
     at = upload(open_page("medcls", MEDCLS_MODEL), KEY, path)
+    if sample == "dicom":  # a CT to the MR model: predicted only when asked to
+        at.checkbox(key="medcls-force").check().run()
     assert not at.exception and not errors(at)
+    if sample == "png":  # the MR slice is what the model was trained on
+        assert not at.warning, [w.value for w in at.warning]
 
     expected = _expected_probabilities(models_dir, path, tmp_path)
     table = at.dataframe[0].value

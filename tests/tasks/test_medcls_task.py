@@ -117,8 +117,12 @@ def test_predict_writes_class_probabilities_per_image(trained, tmp_path: Path):
 def test_predicting_reads_class_names_size_and_channels_from_the_checkpoint(trained,
                                                                            tmp_path: Path):
     meta = read_meta(trained["ckpt"])
-    assert meta["data_info"] == {"class_names": ["hbar", "vbar", "disc"], "image_size": 28,
-                                 "in_chans": 1}
+    info = meta["data_info"]
+    assert {k: info[k] for k in ("class_names", "image_size", "in_chans")} == {
+        "class_names": ["hbar", "vbar", "disc"], "image_size": 28, "in_chans": 1}
+    # the training images' record, for the input check; a .npz of one's own names no modality
+    assert info["distribution"]["stored_size"] == [28, 28]
+    assert info["distribution"]["modality"] is None
     sidecar = json.loads(trained["ckpt"].with_suffix(".json").read_text())
     assert sidecar["data_info"] == meta["data_info"]
     # a config whose training data is gone: everything the model needs is in the checkpoint
@@ -148,8 +152,13 @@ def test_colour_image_to_grayscale_model_is_one_clear_error(trained, tmp_path: P
     out = tmp_path / "out"
     assert main(["predict", str(trained["config"]), "--checkpoint", str(trained["ckpt"]),
                  str(tmp_path / "red.png"), "--out", str(out)]) == 1
-    assert "colour image" in capsys.readouterr().err
+    assert "red.png: it is a colour image" in capsys.readouterr().err
     assert not any(out.glob("*.json"))
+    # forced, the model takes its luminance, and the sidecar says so
+    assert main(["predict", str(trained["config"]), "--checkpoint", str(trained["ckpt"]),
+                 str(tmp_path / "red.png"), "--out", str(out), "--force"]) == 0
+    record = json.loads((out / "red.prediction.json").read_text())
+    assert record["input_check"]["outcome"] == "forced"
 
 
 def test_rgb_medmnist_file_loads_as_three_channels(tmp_path: Path):
