@@ -148,6 +148,8 @@ def test_medseg_page_shows_the_label_overlay_with_its_legend(page, server, scree
     live.wait_result(page, overlay)
 
     picture = overlay.locator("img")
+    # the image element is drawn before its data arrives: wait until it has a size
+    picture.wait_for(state="visible", timeout=30_000)
     assert picture.is_visible()
     assert picture.evaluate("img => img.naturalWidth") > 100
     stats = _element_picture(picture)
