@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import nibabel as nib
 import numpy as np
 
+from domainvit.distribution import Finding, refuse
 from domainvit.errors import UserError
 from domainvit.files import atomic_write, format_size, safe_extract
 
@@ -369,6 +370,37 @@ def dicom_modality(files: list[Path]) -> str | None:
             return None
         found.add(str(value).strip().upper() if value else None)
     return found.pop() if len(found) == 1 else None
+
+
+#: readable names of DICOM Modality codes (PS3.3 C.7.3.1.1.1)
+MODALITY_NAMES = {"MR": "MR", "CT": "CT", "PT": "PET", "NM": "nuclear medicine",
+                  "US": "ultrasound", "CR": "radiograph", "DX": "radiograph",
+                  "MG": "mammogram", "XA": "angiogram", "SM": "slide microscopy",
+                  "XC": "photograph", "OT": "other"}
+
+
+def modality_name(code: str) -> str:
+    """The readable name of a DICOM Modality code (the code itself when unknown)."""
+    return MODALITY_NAMES.get(code, code)
+
+
+def modality_findings(image: MedicalImage, expected: str | None, trained_on: str,
+                      noun: str = "scan") -> list[Finding]:
+    """The refusal of ``image`` by a model trained on modality ``expected`` (described as
+    ``trained_on``), or none: a DICOM Modality other than ``expected``, else, with no
+    Modality recorded, Hounsfield units (:func:`hounsfield_evidence`) when ``expected``
+    is not CT. Nothing is compared when ``expected`` is None (unknown)."""
+    if expected is None:
+        return []
+    if image.modality:
+        if image.modality == expected:
+            return []
+        return [refuse("modality", (
+            f"it is a {modality_name(image.modality)} {noun} (DICOM Modality "
+            f"{image.modality}); the model was trained on {trained_on}"))]
+    evidence = hounsfield_evidence(image) if expected != "CT" else None
+    return [refuse("units", f"{evidence}; the model was trained on {trained_on}")] \
+        if evidence else []
 
 
 def hounsfield_evidence(image: MedicalImage) -> str | None:

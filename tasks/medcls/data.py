@@ -174,7 +174,9 @@ def stored_channels(cfg: ClsData, images: np.ndarray) -> int:
 
 def to_tensor(images: np.ndarray, image_size: int | None = None) -> torch.Tensor:
     """uint8 ``[N, H, W(, C)]`` -> float ``[N, C, H, W]`` in [0, 1], resized if asked."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    images = np.ascontiguousarray(images)
+    # read-only arrays (a PIL image's buffer) are copied: torch needs writable memory
+    x = torch.from_numpy(images if images.flags.writeable else images.copy())
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     x = x.float() / 255.0
     if image_size is not None and x.shape[-1] != image_size:

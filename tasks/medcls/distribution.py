@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from domainvit.datasets.medical_io import MedicalImage, hounsfield_evidence
+from domainvit.datasets.medical_io import MedicalImage, modality_findings, modality_name
 from domainvit.distribution import QUANTILES, Finding, refuse, warn
 from domainvit.errors import UserError
 from domainvit.tasks.medcls.data import load_split, modality_of, to_tensor
@@ -73,10 +73,6 @@ GROUPS = (("the share of foreground pixels", slice(0, 1)),
 #: added to the covariance's diagonal (features on the 0..1 scale)
 RIDGE = 1e-4
 
-_NAMES = {"MR": "MR", "CT": "CT", "PT": "PET", "NM": "nuclear medicine", "US": "ultrasound",
-          "CR": "radiograph", "DX": "radiograph", "MG": "mammogram", "XA": "angiogram",
-          "SM": "slide microscopy", "XC": "photograph", "OT": "other"}
-
 
 def is_colour(image: MedicalImage) -> bool:
     """Whether ``image`` has three channels that differ (not grey stored as RGB)."""
@@ -111,7 +107,7 @@ def mahalanobis(features: np.ndarray, mean: np.ndarray, precision: np.ndarray) -
 
 def _describe(reference: dict[str, Any]) -> str:
     modality = reference.get("modality")
-    what = _NAMES.get(modality, modality) if modality else "medical"
+    what = modality_name(modality) if modality else "medical"
     channels = "grayscale" if reference["in_chans"] == 1 else "colour"
     contrast = f", {reference['contrast']}" if reference.get("contrast") else ""
     return f"{channels} {what} images{contrast}"
@@ -172,18 +168,8 @@ def compare_image(reference: dict[str, Any], image: MedicalImage,
 
     ``pixels`` is the image as the model takes it (uint8, display orientation, the
     model's channels: :func:`~domainvit.tasks.medcls.predict.image_to_uint8`)."""
-    expected = reference.get("modality")
     trained_on = _describe(reference)
-    found: list[Finding] = []
-    if image.modality and expected and image.modality != expected:
-        name = _NAMES.get(image.modality, image.modality)
-        found.append(refuse("modality", (
-            f"it is a {name} image (DICOM Modality {image.modality}); the model was trained "
-            f"on {trained_on}")))
-    elif not image.modality and expected != "CT":
-        evidence = hounsfield_evidence(image)
-        if evidence:
-            found.append(refuse("units", f"{evidence}; the model was trained on {trained_on}"))
+    found = modality_findings(image, reference.get("modality"), trained_on, noun="image")
     if reference["in_chans"] == 1 and is_colour(image):
         found.append(refuse("colour", (
             f"it is a colour image (three channels that differ: a photograph or a stained "

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from domainvit.datasets.medical_io import MedicalImage, hounsfield_evidence
-from domainvit.distribution import Finding, quantile_shift, quantiles, refuse, warn
+from domainvit.datasets.medical_io import MedicalImage, modality_findings, modality_name
+from domainvit.distribution import Finding, quantile_shift, quantiles, warn
 from domainvit.errors import UserError
 
 __all__ = [
@@ -62,10 +62,6 @@ SHIFT_FLOOR = 0.4
 VOXELS_PER_SCAN = 500_000
 
 _AXES = ("L-R", "P-A", "I-S")
-_MODALITIES = {"MR": "MR", "CT": "CT", "PT": "PET", "NM": "nuclear medicine",
-               "US": "ultrasound", "CR": "radiograph", "DX": "radiograph",
-               "MG": "mammogram", "XA": "angiogram", "OT": "other"}
-
 
 def foreground(normalised: np.ndarray) -> np.ndarray:
     """The voxels the model's z-score was taken over (the nonzero ones), flat."""
@@ -75,7 +71,7 @@ def foreground(normalised: np.ndarray) -> np.ndarray:
 
 def _describe(reference: dict[str, Any]) -> str:
     modality = reference["modality"]
-    what = _MODALITIES.get(modality, modality)
+    what = modality_name(modality)
     return f"{what} ({reference['contrast']})" if reference.get("contrast") else what
 
 
@@ -206,18 +202,7 @@ def compare_scan(reference: dict[str, Any], image: MedicalImage,
 
     ``normalised`` is the scan as the model sees it (resampled to the working spacing,
     z-scored over its nonzero voxels)."""
-    expected = reference["modality"]
-    trained_on = _describe(reference)
-    found: list[Finding] = []
-    if image.modality and image.modality != expected:
-        name = _MODALITIES.get(image.modality, image.modality)
-        found.append(refuse("modality", (
-            f"it is a {name} scan (DICOM Modality {image.modality}); the model was trained "
-            f"on {trained_on}")))
-    elif not image.modality and expected != "CT":
-        evidence = hounsfield_evidence(image)
-        if evidence:
-            found.append(refuse("units", f"{evidence}; the model was trained on {trained_on}"))
+    found = modality_findings(image, reference["modality"], _describe(reference))
     if image.kind != "image":  # pictures carry no pixel size
         found += _spacing_findings(reference, image)
         found += _field_findings(reference, image)
