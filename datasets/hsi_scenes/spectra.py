@@ -1,8 +1,10 @@
 """The spectral library of the simulated scene: real band sets and laboratory spectra, and
 the spectra derived from them.
 
-No labelled hyperspectral benchmark cube (Indian Pines, Salinas, Pavia, WHU-Hi) ships in
-a package archive, so :func:`build_hsi_parcels` simulates one with physics on top of real
+Of the labelled hyperspectral benchmark cubes (Indian Pines, Salinas, Pavia, WHU-Hi) only
+Indian Pines ships in a package archive (the ``indian-pines`` sample dataset,
+:mod:`domainvit.datasets.indian_pines`); for a scene at known band sets with parcels of
+controlled difficulty, :func:`build_hsi_parcels` simulates one with physics on top of real
 parts, and :func:`build_sentinel2` unpacks a real (unlabelled) Sentinel-2 scene.
 
 Real parts (Debian's ``python3-spectral``, ``spectral/tests/data``):
