@@ -38,7 +38,9 @@ class RasterInfo:
     ``.npy``/``.mat`` inputs. ``files`` lists every file the raster consists of (an ENVI
     header and its data file, for example). ``sensor``: the dataset tag ``sensor`` or the
     ENVI header's ``sensor type``; ``units``: the bands' declared units (GDAL's per-band
-    unit type, ``""`` where none), empty for ``.npy``/``.mat``.
+    unit type, ``""`` where none), empty for ``.npy``/``.mat``. ``band_names`` are the
+    file's band descriptions (or a sidecar's names), ``B1``, ``B2``, ... where it has none;
+    ``band_names_declared`` says whether the file named every band.
     """
 
     path: Path
@@ -59,6 +61,7 @@ class RasterInfo:
     reflectance_scale_source: str = "assumed"
     sensor: str | None = None
     units: tuple[str, ...] = ()
+    band_names_declared: bool = False
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -157,6 +157,7 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
     names = [description or "" for description in (dataset.descriptions or ())]
     if sidecar and sidecar["band_names"]:
         names = sidecar["band_names"]
+    declared_names = bool(names) and all(names)
     names = [name or f"B{index + 1}" for index, name in enumerate(names)]
     return RasterInfo(
         path=path, width=dataset.width, height=dataset.height, count=count,
@@ -168,6 +169,7 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
         files=tuple(Path(name) for name in (dataset.files or [path])),
         reflectance_scale_source=scale_source,
         sensor=(tags.get("sensor") or envi.get("sensor_type") or "").strip("{} ") or None,
+        band_names_declared=declared_names,
         units=tuple(unit or "" for unit in (dataset.units or ())),
     )
 
@@ -285,6 +287,7 @@ def _array_info(array: np.ndarray, path: Path, layout: Layout, driver: str, wave
         path=path, width=width, height=height, count=count, dtype=str(array.dtype), crs=None,
         transform=Affine.identity(), nodata=None if nodata is None else float(nodata),
         wavelengths=found, band_names=names or [f"B{index + 1}" for index in range(count)],
+        band_names_declared=bool(names),
         reflectance_scale=reflectance_scale or (10000.0 if integer else 1.0), driver=driver,
         fwhm=fwhm, files=(path,),
         reflectance_scale_source="given" if reflectance_scale else "assumed",

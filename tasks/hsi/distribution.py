@@ -12,12 +12,15 @@ and their 99.5th percentiles on the training pixels. A pixel beyond either limit
 An input is compared in this order, most fundamental first (:func:`compare_raster`):
 
 1. the band set (:func:`model_bands`, an error that ``force`` cannot override: the model
-   cannot read bands the raster lacks);
+   cannot read bands the raster lacks). A raster without wavelengths whose bands are
+   named like the model's (``B02`` or ``B2`` for the model's ``B02 492.4 nm``: Sentinel-2
+   stacks as ``gdal_merge`` or rasterio leave them) is read by those names, in whatever
+   order it holds them, and a missing band is named;
 2. the units: bands declaring a unit that is not reflectance, or values that are not
    reflectance under the scale assumed for a file that declares none (digital numbers):
    refused;
-3. a raster without wavelengths whose band count matches: warned (taken in the model's
-   order);
+3. a raster without wavelengths or band names the model knows, whose band count
+   matches: warned (taken in the model's order);
 4. the ground sampling distance, more than :data:`GSD_FACTOR` times from the training
    one: warned;
 5. reflectance beyond the training range: in some band more than
@@ -33,6 +36,7 @@ that are not reflectance is named as units rather than as a corrupt file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +198,42 @@ def model_band_set(reference: dict[str, Any] | None, expected: np.ndarray | None
     return f"the {count}{sensor} bands{where}"
 
 
+#: a band name's key: ``B`` and the band number (``B02``, ``b2``, ``B02 492.4 nm``) or ``B8A``
+_BAND_KEY = re.compile(r"^\s*B0*(\d{1,2}|8A)\b", re.IGNORECASE)
+
+
+def band_key(name: str | None) -> str | None:
+    """The key of a band name: ``"B02"`` for ``"B2"``, ``"b02"`` or ``"B02 492.4 nm"``,
+    ``"B8A"`` for ``"B8A"``; None for a name of another form."""
+    match = _BAND_KEY.match(name or "")
+    if match is None:
+        return None
+    token = match.group(1).upper()
+    return "B8A" if token == "8A" else f"B{int(token):02d}"
+
+
+def bands_by_name(reference: dict[str, Any] | None, info: RasterInfo
+                  ) -> tuple[np.ndarray | None, list[str]] | None:
+    """The raster's bands identified by name against the model's band names: ``None``
+    when names cannot identify them (the raster has wavelengths or does not name its
+    bands, or some band name of either side has no key, or keys repeat); else the 0-based
+    bands in the model's order (None when some are missing) and the model's names of the
+    missing bands."""
+    names = (reference or {}).get("band_names") or []
+    if info.wavelengths is not None or not names or not info.band_names_declared:
+        return None
+    model_keys = [band_key(name) for name in names]
+    raster_keys = [band_key(name) for name in info.band_names]
+    for keys in (model_keys, raster_keys):
+        if None in keys or len(set(keys)) != len(keys):
+            return None
+    where = {key: index for index, key in enumerate(raster_keys)}
+    missing = [name for name, key in zip(names, model_keys, strict=True) if key not in where]
+    if missing:
+        return None, missing
+    return np.array([where[key] for key in model_keys], dtype=np.int64), []
+
+
 def model_bands(expected: np.ndarray | None, in_bands: int, info: RasterInfo,
                 reference: dict[str, Any] | None = None, tolerance_nm: float = 5.0
                 ) -> np.ndarray:
@@ -208,6 +248,15 @@ def model_bands(expected: np.ndarray | None, in_bands: int, info: RasterInfo,
 
     reads = model_band_set(reference, expected, in_bands)
     have = f"{info.path.name}: {input_bands(info)}; the model reads {reads}"
+    by_name = bands_by_name(reference, info)
+    if by_name is not None:
+        chosen, missing = by_name
+        if chosen is not None:
+            return chosen
+        shown = ", ".join(missing[:9]) + (f" and {len(missing) - 9} more"
+                                          if len(missing) > 9 else "")
+        raise UserError(f"{have}; by their names ({', '.join(info.band_names)}) it lacks "
+                        f"{len(missing)} of them: {shown}")
     if expected is not None and info.wavelengths is not None:
         chosen = match_bands(info, expected, tolerance_nm)
         if chosen is not None:
@@ -328,7 +377,8 @@ def compare_raster(reference: dict[str, Any], sample: RasterSample) -> list[Find
     findings = _units(reference, sample)
     if findings:  # values that are not reflectance: their ranges say nothing more
         return findings
-    if info.wavelengths is None and reference.get("band_centres_nm"):
+    if (info.wavelengths is None and reference.get("band_centres_nm")
+            and bands_by_name(reference, info) is None):
         expected = np.asarray(reference["band_centres_nm"])
         findings.append(warn("bands", (
             f"{input_bands(info)}: taken to be "

@@ -217,6 +217,60 @@ def test_other_band_sets_are_refused_naming_both_band_sets(models, rasters, tmp_
     assert not any((tmp_path / "out").iterdir())
 
 
+#: the Sentinel-2 band names in the model's order, and as a stack sorted by file name
+#: leaves them (``*_B8A.jp2`` after ``*_B12.jp2``)
+S2_NAMES = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
+            "B11", "B12"]
+ALPHABETICAL = sorted(range(13), key=lambda band: S2_NAMES[band])
+
+
+def _named_stack(source: Path, target: Path, bands: list[int], names: list[str]) -> Path:
+    """The ``bands`` of ``source`` (model order) in that order, each described only by its
+    name ``names[band]``: no wavelength tags, as gdal_merge or rasterio leave a stack."""
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    with rasterio.open(target, "w", **{**profile, "count": len(bands)}) as dst:
+        dst.write(data[bands])
+        for index, band in enumerate(bands, 1):
+            dst.set_band_description(index, names[band])
+    return target
+
+
+@pytest.mark.parametrize("names", [S2_NAMES, ["B1", "B2", "B3", "B4", "B5", "B6", "B7",
+                                              "B8", "b8a", "B9", "B10", "B11", "B12"]])
+def test_a_named_stack_is_read_by_band_name_in_any_order(models, rasters, tmp_path, names):
+    reference = _named_stack(rasters["s2"], tmp_path / "model_order.tif", list(range(13)),
+                             S2_NAMES)
+    shuffled = _named_stack(rasters["s2"], tmp_path / "alphabetical.tif", ALPHABETICAL,
+                            names)
+    _, expected_record, _ = _classify(models, S2_MODEL, reference, tmp_path / "a")
+    _, record, reported = _classify(models, S2_MODEL, shuffled, tmp_path / "b")
+    # the bands were found by name: the same map as in the model's order, no band warning
+    with rasterio.open(tmp_path / "a" / f"model_order{MAP_SUFFIX}") as first, \
+            rasterio.open(tmp_path / "b" / f"alphabetical{MAP_SUFFIX}") as second:
+        np.testing.assert_array_equal(first.read(), second.read())
+    assert "bands" not in [w["aspect"] for w in record["input_check"]["warnings"]]
+    assert record["input_check"] == expected_record["input_check"], reported
+
+
+def test_a_four_band_named_stack_names_the_missing_bands(models, rasters, tmp_path):
+    raster = _named_stack(rasters["s2"], tmp_path / "rgbn_named.tif", RGBN, S2_NAMES)
+    with pytest.raises(UserError) as caught:
+        _classify(models, S2_MODEL, raster, tmp_path / "out")
+    assert str(caught.value) == (
+        "rgbn_named.tif: 4 bands, no wavelengths; the model reads the 13 Sentinel-2A MSI "
+        "(simulated) bands at 443-2202 nm; by their names (B02, B03, B04, B08) it lacks 9 "
+        "of them: B01 442.7 nm, B05 704.1 nm, B06 740.5 nm, B07 782.8 nm, B8A 864.7 nm, "
+        "B09 945.1 nm, B10 1373.5 nm, B11 1613.7 nm, B12 2202.4 nm")
+
+
+def test_band_keys_accept_the_usual_spellings_only():
+    keys = {name: distribution.band_key(name)
+            for name in ("B2", "b02", "B02 492.4 nm", "B8A", "b8a", "B12", "Band 2", "SR_B2")}
+    assert keys == {"B2": "B02", "b02": "B02", "B02 492.4 nm": "B02", "B8A": "B8A",
+                    "b8a": "B8A", "B12": "B12", "Band 2": None, "SR_B2": None}
+
+
 def test_digital_numbers_are_refused_by_units_and_predicted_when_forced(models, rasters,
                                                                         tmp_path):
     raster = rasters["s2_dn"]
