@@ -12,6 +12,8 @@ import rasterio
 import rasterio.errors
 from affine import Affine
 
+from domainvit.datasets.raster.sentinel2 import S2Product
+
 try:  # rasterio's GDAL error classes (raised, or chained, by reads of damaged files)
     from rasterio._err import CPLE_BaseError
 except ImportError:  # pragma: no cover - private module moved
@@ -33,7 +35,9 @@ class RasterInfo:
     ``reflectance = DN / reflectance_scale + reflectance_offset``;
     ``reflectance_scale_source`` says where the scale came from: ``"given"`` (the caller),
     ``"tag"`` (the ``reflectance_scale`` dataset tag), ``"envi"`` (the header's reflectance
-    scale factor), ``"gdal"`` (band scales/offsets) or ``"assumed"`` (none declared: 10000
+    scale factor), ``"gdal"`` (band scales/offsets), ``"sentinel-2"`` (a Sentinel-2
+    product of processing baseline 04.00 or later: 10000 and its -1000 DN offset,
+    :mod:`domainvit.datasets.raster.sentinel2`) or ``"assumed"`` (none declared: 10000
     for integer data, 1 for float data). ``crs`` is None and ``transform`` the identity for
     ``.npy``/``.mat`` inputs. ``files`` lists every file the raster consists of (an ENVI
     header and its data file, for example). ``sensor``: the dataset tag ``sensor`` or the
@@ -62,6 +66,9 @@ class RasterInfo:
     sensor: str | None = None
     units: tuple[str, ...] = ()
     band_names_declared: bool = False
+    #: the Sentinel-2 product facts (level, baseline, radiometric offset) the file's tags
+    #: or name give (:mod:`domainvit.datasets.raster.sentinel2`); None for other rasters
+    sentinel2: S2Product | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -36,6 +36,7 @@ import rasterio.errors
 from affine import Affine
 
 from domainvit.datasets.raster.info import CPLE_BaseError, Layout, RasterInfo, _gdal_detail
+from domainvit.datasets.raster.sentinel2 import sentinel2_product
 from domainvit.datasets.raster.sources import (
     DEFAULT_MAX_BAD_FRACTION,
     DEFAULT_REFLECTANCE_RANGE,
@@ -153,6 +154,12 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
             scale = 10000.0 if np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer) else 1.0
         else:
             scale, scale_source = 1.0, "gdal"
+    product = sentinel2_product(path, tags, [dataset.tags(b) for b in range(1, count + 1)])
+    if (product is not None and product.offset_dn and scale_source == "assumed"
+            and offset == 0.0 and np.issubdtype(np.dtype(dataset.dtypes[0]), np.integer)):
+        # Sentinel-2 baseline 04.00 and later: reflectance = (DN + offset) / 10000; a file
+        # that declares its own scale is taken at its word
+        offset, scale_source = product.offset_dn / scale, "sentinel-2"
 
     names = [description or "" for description in (dataset.descriptions or ())]
     if sidecar and sidecar["band_names"]:
@@ -170,6 +177,7 @@ def _gdal_info(dataset: Any, path: Path, wavelengths: Any, reflectance_scale: fl
         reflectance_scale_source=scale_source,
         sensor=(tags.get("sensor") or envi.get("sensor_type") or "").strip("{} ") or None,
         band_names_declared=declared_names,
+        sentinel2=product,
         units=tuple(unit or "" for unit in (dataset.units or ())),
     )
 
