@@ -1,7 +1,9 @@
-"""Shared fixtures: an isolated data cache, and helpers to run the real CLI."""
+"""Shared fixtures: an isolated data cache, real test inputs, and helpers to run the real
+CLI and read what a prediction wrote."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,3 +69,16 @@ def smoke_config(tmp_path: Path) -> Path:
         "schedule: {name: cosine, warmup_steps: 4}\n"
     )
     return path
+
+
+@pytest.fixture(scope="session")
+def ct_slice() -> Path:
+    """pydicom's CT_small.dcm: a real CT slice, 128x128 in Hounsfield units (air at -896)."""
+    import pydicom
+
+    return Path(pydicom.data.get_testdata_file("CT_small.dcm", download=False))
+
+
+def read_sidecar(out: Path, stem: str) -> dict:
+    """The sidecar ``<stem>.prediction.json`` a prediction wrote into ``out``."""
+    return json.loads((out / f"{stem}.prediction.json").read_text())

@@ -107,10 +107,6 @@ def brain_nifti(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def ct_slice() -> Path:
-    return Path(pydicom.data.get_testdata_file("CT_small.dcm", download=False))
-
 
 @pytest.fixture(scope="session")
 def ct_series_zip(tmp_path_factory, ct_slice) -> Path:

@@ -28,6 +28,7 @@ from domainvit.tasks.medcls.distribution import (
     mahalanobis,
 )
 from domainvit.tasks.medcls.predict import image_to_uint8
+from tests.conftest import read_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "tasks" / "medcls" / "weights" / "quickstart.safetensors"
@@ -42,14 +43,6 @@ def run_predict(inputs: list[Path], out: Path, *extra: str) -> int:
                  *map(str, inputs), "--out", str(out), *extra])
 
 
-def sidecar(out: Path, stem: str) -> dict:
-    return json.loads((out / f"{stem}.prediction.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def ct_slice() -> Path:
-    """pydicom's CT_small.dcm: a real CT slice, 128x128 in HU."""
-    return Path(pydicom.data.get_testdata_file("CT_small.dcm", download=False))
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +96,7 @@ def test_the_sample_images_are_neither_refused_nor_warned_about(sample_images, t
     assert run_predict(sample_images, out) == 0
     assert "warning" not in capsys.readouterr().err
     for path in sample_images:
-        record = sidecar(out, path.stem)
+        record = read_sidecar(out, path.stem)
         assert record["input_check"]["outcome"] == "ok"
         assert 0 < record["confidence"]["max_probability"] <= 1
         assert 0 <= record["confidence"]["normalised_entropy"] <= 1
@@ -123,7 +116,7 @@ def test_a_real_ct_slice_is_refused_naming_the_modality_and_forced_is_recorded(
 
     assert run_predict([ct_slice], out, "--force") == 0
     assert "predicted anyway (forced)" in capsys.readouterr().err
-    check = sidecar(out, "CT_small")["input_check"]
+    check = read_sidecar(out, "CT_small")["input_check"]
     assert check["outcome"] == "forced" and check["forced"]
     assert check["refusals"][0]["aspect"] == "modality"
     assert (out / "CT_small.pred.json").is_file()
@@ -145,7 +138,7 @@ def test_a_colour_photograph_is_refused_and_forced_takes_its_luminance(name, inp
     assert f"{name}: it is a colour image (three channels that differ" in err
     assert run_predict([inputs[name]], out, "--force") == 0
     stem = Path(name).stem
-    record = sidecar(out, stem)
+    record = read_sidecar(out, stem)
     assert [f["aspect"] for f in record["input_check"]["refusals"]] == ["colour"]
     # the luminance the model saw is what PIL calls grey, to rounding
     image = read_image(inputs[name], spatial_dims=2)
@@ -160,7 +153,7 @@ def test_a_grey_photograph_is_predicted_with_a_warning(name, inputs, tmp_path, c
     assert run_predict([inputs[name]], out) == 0
     err = capsys.readouterr().err
     assert f"warning: {name}: its intensity and texture statistics lie " in err
-    check = sidecar(out, Path(name).stem)["input_check"]
+    check = read_sidecar(out, Path(name).stem)["input_check"]
     assert check["outcome"] == "warn" and not check["refusals"]
     assert "appearance" in [f["aspect"] for f in check["warnings"]]
 

@@ -7,7 +7,6 @@ prediction writes a confidence map and a confidence summary."""
 from __future__ import annotations
 
 import copy
-import json
 import zipfile
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from domainvit.tasks.medseg.distribution import (
     compare_scan,
 )
 from domainvit.tasks.medseg.predict import _resampled_input
+from tests.conftest import read_sidecar
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ("quickstart2d", "quickstart3d", "quickstart_macmd")
@@ -51,17 +51,9 @@ def run_predict(name: str, inputs: list[Path], out: Path, *extra: str) -> int:
                  *map(str, inputs), "--out", str(out), *extra])
 
 
-def sidecar(out: Path, stem: str) -> dict:
-    return json.loads((out / f"{stem}.prediction.json").read_text())
-
 
 # --- real inputs ------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def ct_slice() -> Path:
-    """pydicom's CT_small.dcm: a real CT slice, 128x128 in HU (air at -896)."""
-    return Path(pydicom.data.get_testdata_file("CT_small.dcm", download=False))
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +207,7 @@ def test_the_real_mr_slice_is_predicted_with_two_warnings(mr_slice, tmp_path, ca
     assert run_predict("quickstart2d", [mr_slice], out) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(err) == 2 and all(line.startswith("warning: MR_small.dcm: ") for line in err)
-    check = sidecar(out, "MR_small")["input_check"]
+    check = read_sidecar(out, "MR_small")["input_check"]
     assert check["outcome"] == "warn" and not check["forced"] and not check["refusals"]
     assert [w["aspect"] for w in check["warnings"]] == ["spacing", "intensity"]
 
@@ -245,7 +237,7 @@ def test_forced_ct_is_predicted_recorded_and_less_confident_than_the_sample(
     stem = sample_scan.name.removesuffix(".nii.gz")
     assert {p.name for p in written} == {f"{stem}.seg.nii.gz", f"{stem}.confidence.nii.gz",
                                          f"{stem}.overlay.png", f"{stem}.prediction.json"}
-    ok = sidecar(out, stem)
+    ok = read_sidecar(out, stem)
     assert ok["input_check"] == {"outcome": "ok", "checked": True, "forced": False,
                                  "refusals": [], "warnings": []}
     sample_values = _confidence(out, stem, sample_scan)
@@ -255,7 +247,7 @@ def test_forced_ct_is_predicted_recorded_and_less_confident_than_the_sample(
     assert run_predict(name, [ct_nifti], out, "--force") == 0
     err = capsys.readouterr().err
     assert "head_ct.nii.gz: predicted anyway (forced): its intensities look like CT" in err
-    forced = sidecar(out, "head_ct")
+    forced = read_sidecar(out, "head_ct")
     check = forced["input_check"]
     assert check["outcome"] == "forced" and check["forced"] is True
     assert [f["aspect"] for f in check["refusals"]] == ["units"]
@@ -289,7 +281,7 @@ def test_unusual_scans_are_predicted_with_a_warning_on_stderr_and_in_the_sidecar
     assert run_predict(name, [colin[scan]], out) == 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(err) == 1 and f"{scan}: " in err[0] and words in err[0], err
-    check = sidecar(out, scan.split(".")[0])["input_check"]
+    check = read_sidecar(out, scan.split(".")[0])["input_check"]
     assert check["outcome"] == "warn" and not check["refusals"]
     assert [w["aspect"] for w in check["warnings"]] == [aspect]
     assert (out / f"{scan.split('.')[0]}.confidence.nii.gz").is_file()
@@ -299,7 +291,7 @@ def test_a_brain_slice_exported_as_a_picture_passes(colin, tmp_path, capsys):
     out = tmp_path / "out"
     assert run_predict("quickstart2d", [colin["brain_slice.png"]], out) == 0
     assert "warning:" not in capsys.readouterr().err
-    assert sidecar(out, "brain_slice")["input_check"]["outcome"] == "ok"
+    assert read_sidecar(out, "brain_slice")["input_check"]["outcome"] == "ok"
 
 
 def test_the_intensity_rule_compares_the_scan_as_the_model_sees_it(sample_scan):
