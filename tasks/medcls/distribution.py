@@ -20,7 +20,8 @@ difference first:
 
 1. refuse a DICOM Modality other than the training images' (CT to a model of MR slices);
 2. refuse intensities in Hounsfield units (air at -1000, :func:`hounsfield_evidence`)
-   when the model was not trained on CT;
+   when the model was not trained on CT (rules 1 and 2 need the training modality: a
+   ``.npz`` of one's own without ``data.modality`` skips them);
 3. refuse a colour image (three channels that differ) given to a grayscale model: a
    photograph, a stained slide or a dermatoscope picture, not a grey scan (forced, it is
    converted to grey by luminance);
