@@ -77,11 +77,9 @@ prepare`, never committed.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +104,7 @@ from domainvit.datasets.hsi_scenes.parcels import PIXEL_SIZE_M, SCENE_CRS, scene
 from domainvit.datasets.hsi_scenes.spectra import aviris_bands
 from domainvit.datasets.hsi_scenes.writers import _json_default, _write_mask, write_reflectance
 from domainvit.errors import UserError
+from domainvit.files import safe_extract
 
 #: the sample dataset's name
 INDIAN_PINES = "indian-pines"
@@ -121,8 +120,9 @@ CUBE_MEMBER = "tensorly/datasets/data/Indian_pines_corrected.npy"
 LABELS_MEMBER = "tensorly/datasets/data/Indian_pines_gt.npy"
 
 
-#: the most bytes each member may inflate to (the cube is 8.4 MB, the labels 21 kB)
-MAX_MEMBER_BYTES = {CUBE_MEMBER: 16 * 1024**2, LABELS_MEMBER: 1024**2}
+#: the most bytes the two members may inflate to together (the cube is 8.4 MB, the
+#: labels 21 kB)
+MAX_MEMBER_BYTES = 17 * 1024**2
 
 
 #: rows, columns, bands of the corrected cube
@@ -142,31 +142,59 @@ class IndianPinesClass:
     color: tuple[int, int, int]
 
 
-#: label 0 is unlabelled; label i is CLASSES[i - 1] (published names and pixel counts)
+#: label 0 is unlabelled; label i is CLASSES[i - 1] (published names and pixel counts; the
+#: descriptions and colours are those of the ``hsi/indian_pines`` config's classes)
 CLASSES: tuple[IndianPinesClass, ...] = (
-    IndianPinesClass("Alfalfa", 46, "alfalfa field", (255, 254, 137)),
-    IndianPinesClass("Corn-notill", 1428, "corn planted without tillage, early in its "
-                     "growth, over the previous crop's residue", (3, 28, 241)),
-    IndianPinesClass("Corn-mintill", 830, "corn planted with minimum tillage, early in its "
-                     "growth, over some crop residue", (255, 89, 1)),
-    IndianPinesClass("Corn", 237, "corn field early in its growth", (5, 255, 133)),
-    IndianPinesClass("Grass-pasture", 483, "grass pasture", (255, 2, 251)),
-    IndianPinesClass("Grass-trees", 730, "grass with trees", (89, 1, 255)),
-    IndianPinesClass("Grass-pasture-mowed", 28, "mowed grass pasture", (3, 171, 255)),
-    IndianPinesClass("Hay-windrowed", 478, "hay cut and raked into windrows",
+    IndianPinesClass("Alfalfa", 46,
+                     "alfalfa: a dense green leafy forage crop",
+                     (255, 254, 137)),
+    IndianPinesClass("Corn-notill", 1428,
+                     "corn planted without tillage: young corn rows over last year's crop "
+                     "residue",
+                     (3, 28, 241)),
+    IndianPinesClass("Corn-mintill", 830,
+                     "corn with minimum tillage: young corn rows over partly covered soil",
+                     (255, 89, 1)),
+    IndianPinesClass("Corn", 237,
+                     "corn on clean tilled soil: young corn rows over bare soil",
+                     (5, 255, 133)),
+    IndianPinesClass("Grass-pasture", 483,
+                     "grass pasture: green grazed grassland",
+                     (255, 2, 251)),
+    IndianPinesClass("Grass-trees", 730,
+                     "grass with scattered trees: green grass under and between tree crowns",
+                     (89, 1, 255)),
+    IndianPinesClass("Grass-pasture-mowed", 28,
+                     "mowed grass pasture: short cut green grass",
+                     (3, 171, 255)),
+    IndianPinesClass("Hay-windrowed", 478,
+                     "windrowed hay: cut dry hay lying in rows on stubble",
                      (12, 255, 7)),
-    IndianPinesClass("Oats", 20, "oat field", (172, 175, 84)),
-    IndianPinesClass("Soybean-notill", 972, "soybeans planted without tillage, early in "
-                     "their growth, over the previous crop's residue", (160, 78, 158)),
-    IndianPinesClass("Soybean-mintill", 2455, "soybeans planted with minimum tillage, early "
-                     "in their growth, over some crop residue", (101, 173, 255)),
-    IndianPinesClass("Soybean-clean", 593, "soybeans in a clean-tilled field (little "
-                     "residue), early in their growth", (60, 91, 112)),
-    IndianPinesClass("Wheat", 205, "wheat field", (104, 192, 63)),
-    IndianPinesClass("Woods", 1265, "woods: deciduous trees", (139, 69, 46)),
-    IndianPinesClass("Buildings-Grass-Trees-Drives", 386, "farmsteads: buildings, lawns, "
-                     "trees and drives", (119, 255, 172)),
-    IndianPinesClass("Stone-Steel-Towers", 93, "stone and steel towers",
+    IndianPinesClass("Oats", 20,
+                     "oats: a green small-grain cereal crop",
+                     (172, 175, 84)),
+    IndianPinesClass("Soybean-notill", 972,
+                     "soybean planted without tillage: young soybean rows over crop residue",
+                     (160, 78, 158)),
+    IndianPinesClass("Soybean-mintill", 2455,
+                     "soybean with minimum tillage: young soybean rows over partly covered "
+                     "soil",
+                     (101, 173, 255)),
+    IndianPinesClass("Soybean-clean", 593,
+                     "soybean on clean tilled soil: young soybean rows over bare soil",
+                     (60, 91, 112)),
+    IndianPinesClass("Wheat", 205,
+                     "wheat: a dense green small-grain cereal crop",
+                     (104, 192, 63)),
+    IndianPinesClass("Woods", 1265,
+                     "woods: closed deciduous forest canopy",
+                     (139, 69, 46)),
+    IndianPinesClass("Buildings-Grass-Trees-Drives", 386,
+                     "buildings with grass, trees and drives: roofs and pavement mixed with "
+                     "lawns and tree crowns",
+                     (119, 255, 172)),
+    IndianPinesClass("Stone-Steel-Towers", 93,
+                     "stone and steel towers: bright man-made structures",
                      (254, 255, 3)),
 )
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
@@ -223,26 +251,10 @@ def band_centres() -> tuple[np.ndarray, np.ndarray]:
 # --- reading the wheel ---------------------------------------------------------------------
 
 
-def _read_npy_member(archive: zipfile.ZipFile, member: str, max_bytes: int,
-                     shown: str) -> np.ndarray:
-    """One ``.npy`` member of a zip, at most ``max_bytes`` inflated, without pickles."""
+def _load_npy(path: Path, member: str, shown: str) -> np.ndarray:
+    """One extracted ``.npy`` member, without pickles."""
     try:
-        info = archive.getinfo(member)
-    except KeyError:
-        raise UserError(f"{shown} has no {member}: it is not the {TENSORLY} wheel that "
-                        f"ships Indian Pines") from None
-    if info.file_size > max_bytes:
-        raise UserError(f"{shown}: {member} is {info.file_size} bytes, more than the "
-                        f"{max_bytes} allowed for it; refusing to read it")
-    try:
-        # zipfile yields at most the directory's size; a member that inflates to more (a
-        # directory that lies) fails its CRC check here
-        with archive.open(info) as handle:
-            data = handle.read()
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
-        raise UserError(f"{shown}: cannot read {member} ({err})") from None
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserError(f"{shown}: {member} is not a plain .npy array ({err})") from None
 
@@ -270,15 +282,21 @@ def check_arrays(cube: np.ndarray, labels: np.ndarray, shown: str) -> None:
 
 def read_wheel(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
     """The cube ``(145, 145, 200)`` uint16 and the labels ``(145, 145)`` uint8 from the
-    tensorly wheel ``wheel``, checked (:func:`check_arrays`)."""
+    tensorly wheel ``wheel``: its two members extracted with the archive limits of
+    :func:`domainvit.files.safe_extract` (at most :data:`MAX_MEMBER_BYTES`, counted while
+    inflating) and checked (:func:`check_arrays`)."""
     wheel = Path(wheel)
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            cube, labels = (_read_npy_member(archive, member, MAX_MEMBER_BYTES[member],
-                                             wheel.name)
-                            for member in (CUBE_MEMBER, LABELS_MEMBER))
-    except (zipfile.BadZipFile, OSError) as err:
-        raise UserError(f"{wheel.name} is not a readable wheel (zip) ({err})") from None
+    wanted = (CUBE_MEMBER, LABELS_MEMBER)
+    with tempfile.TemporaryDirectory(prefix="indian-pines-") as tmp:
+        files = safe_extract(wheel, tmp, max_members=len(wanted),
+                             max_bytes=MAX_MEMBER_BYTES, select=wanted.__contains__,
+                             expected=f"the {TENSORLY} wheel")
+        found = {member: path for path, member in files.items()}
+        for member in wanted:
+            if member not in found:
+                raise UserError(f"{wheel.name} has no {member}: it is not the {TENSORLY} "
+                                f"wheel that ships Indian Pines")
+        cube, labels = (_load_npy(found[member], member, wheel.name) for member in wanted)
     check_arrays(cube, labels, wheel.name)
     return cube.astype(np.uint16, copy=False), labels.astype(np.uint8, copy=False)
 

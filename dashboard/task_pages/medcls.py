@@ -126,7 +126,7 @@ def show(result: Classification) -> None:
     with left:
         st.metric("Top class", result.names[top], f"probability {result.probabilities[top]:.1%}",
                   delta_color="off", delta_arrow="off")
-        entropy = confidence(result.probabilities, result.names)["normalised_entropy"]
+        entropy = confidence(result.probabilities)["normalised_entropy"]
         st.caption(f"Confidence: top probability {result.probabilities[top]:.1%}, normalised "
                    f"entropy {entropy:.2f} (0: all on one class, 1: spread evenly). Softmax "
                    "confidences are uncalibrated: low values flag an image to look at, high "

@@ -91,10 +91,9 @@ def image_features(pixels: np.ndarray, image_size: int) -> np.ndarray:
     x = x.mean(axis=0)  # colour models: the luminance's statistics
     rows, cols = np.gradient(x)
     gradient = np.hypot(rows, cols)
-    keep = x > FOREGROUND
-    if keep.sum() < 16:
-        keep = np.ones_like(keep)
-    return np.concatenate([[float((x > FOREGROUND).mean())],
+    foreground = x > FOREGROUND
+    keep = foreground if foreground.sum() >= 16 else np.ones_like(foreground)
+    return np.concatenate([[float(foreground.mean())],
                            np.quantile(x[keep], FEATURE_QUANTILES),
                            np.quantile(gradient[keep], FEATURE_QUANTILES)])
 
@@ -123,7 +122,7 @@ def training_distribution(cfg: Any, info: dict[str, Any]) -> dict[str, Any]:
     ``info`` is :func:`~domainvit.tasks.medcls.data.dataset_info` of ``cfg``."""
     size = int(info["image_size"])
     images, _ = load_split(cfg, "train")
-    order = np.random.default_rng(0).permutation(len(images))
+    order = np.random.default_rng(0).permutation(len(images))[:MAX_IMAGES]
     train = _features(images[order], size)
     mean = train.mean(axis=0)
     covariance = np.cov(train.T) + RIDGE * np.eye(train.shape[1])

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.confidence import ConfidenceSummary
+from domainvit.confidence import max_probability, normalised_entropy
 from domainvit.datasets.medical_io import MedicalImage, display_slice, read_image
 from domainvit.distribution import InputCheck, InputGuard
 from domainvit.errors import UserError
@@ -79,13 +79,11 @@ def checked_pixels(image: MedicalImage, in_chans: int, guard: InputGuard | None
     return pixels, check
 
 
-def confidence(probabilities: np.ndarray, names: list[str]) -> dict:
-    """The top probability and the normalised entropy of one image's prediction."""
-    summary = ConfidenceSummary(names)
-    summary.update(np.asarray(probabilities)[:, None])
-    record = summary.as_dict()
-    return {"max_probability": record["mean_max_probability"],
-            "normalised_entropy": record["mean_normalised_entropy"]}
+def confidence(probabilities: np.ndarray) -> dict:
+    """The top probability and the normalised entropy of one image's class probabilities."""
+    probabilities = np.asarray(probabilities)[:, None]
+    return {"max_probability": round(float(max_probability(probabilities)[0]), 6),
+            "normalised_entropy": round(float(normalised_entropy(probabilities)[0]), 6)}
 
 
 def predict_images(model: nn.Module, cfg: ClsData, info: dict, inputs: list[Path],
@@ -111,5 +109,5 @@ def predict_images(model: nn.Module, cfg: ClsData, info: dict, inputs: list[Path
         written.append(target)
         written.append(write_sidecar(out_dir / f"{stem}{SIDECAR_SUFFIX}", {
             "input": path.name, "outputs": [target.name], "input_check": check.record(),
-            "label": names[best], "confidence": confidence(probs, names)}))
+            "label": names[best], "confidence": confidence(probs)}))
     return written

@@ -210,9 +210,10 @@ def test_a_wheel_without_the_cube_is_refused(tmp_path: Path):
 
 
 def test_an_oversized_member_is_refused_before_it_is_read(tmp_path: Path):
-    wheel = _wheel(tmp_path / "big.whl", {ip.CUBE_MEMBER: bytes(17 * 1024**2),
+    wheel = _wheel(tmp_path / "big.whl", {ip.CUBE_MEMBER: bytes(18 * 1024**2),
                                          ip.LABELS_MEMBER: b""})
-    with pytest.raises(UserError, match="more than the 16777216 allowed"):
+    with pytest.raises(UserError, match=r"big.whl \(uncompressed\) is 18.0 MiB, larger "
+                                         r"than the 17.0 MiB limit"):
         ip.read_wheel(wheel)
 
 
@@ -222,7 +223,7 @@ def test_a_member_larger_than_its_directory_says_is_refused(tmp_path: Path):
     for signature, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # stated size
         struct.pack_into("<I", data, data.find(signature) + offset, 1000)
     wheel.write_bytes(bytes(data))
-    with pytest.raises(UserError, match="cannot read .*CRC"):
+    with pytest.raises(UserError, match="cannot extract .* from lying.whl .*CRC"):
         ip.read_wheel(wheel)
 
 
@@ -236,7 +237,8 @@ def test_pickled_members_are_never_loaded(tmp_path: Path):
 
 def test_a_zip_that_is_not_a_wheel_is_refused(tmp_path: Path):
     (tmp_path / "broken.whl").write_bytes(b"not a zip")
-    with pytest.raises(UserError, match="not a readable wheel"):
+    with pytest.raises(UserError, match="broken.whl is not a readable .* archive .*: "
+                                         "expected the tensorly==0.10.0 wheel"):
         ip.read_wheel(tmp_path / "broken.whl")
 
 
@@ -260,3 +262,14 @@ def test_failed_download_is_a_user_error(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(download.subprocess, "run", offline)
     with pytest.raises(UserError, match="could not download tensorly==0.10.0.*Could not find"):
         download.pip_download(ip.TENSORLY, tmp_path, sdist=False)
+
+
+def test_the_bundled_config_lists_the_dataset_classes_in_label_order():
+    """``hsi/indian_pines`` names the published classes (lower case), with the colours and
+    descriptions the prepared ``classes.json`` records."""
+    from domainvit.config import load_config
+
+    classes = load_config("hsi/indian_pines").data.classes
+    assert [c.name for c in classes] == [c.name.lower() for c in ip.CLASSES]
+    assert [(c.description, tuple(c.color)) for c in classes] == [
+        (c.description, c.color) for c in ip.CLASSES]
