@@ -21,7 +21,7 @@ from domainvit.distribution import InputGuard
 from domainvit.engine import build_model, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.medcls.data import dataset_info
-from domainvit.tasks.medcls.predict import predict_images
+from domainvit.tasks.medcls.predict import confidence, predict_images
 from tests.dashboard.conftest import MEDCLS_MODEL, errors, upload
 
 KEY = "medcls-upload"
@@ -94,6 +94,10 @@ def test_an_image_gets_probabilities_top_class_and_saliency(
     image = at.image[0]
     assert len(image.value) == 2 and image.captions[1] == f"occlusion saliency for {top}"
     assert any("Saliency by occlusion" in c.value for c in at.caption)
+    # the prediction's confidence: the top probability and the normalised entropy
+    entropy = confidence(np.array([expected[c] for c in CLASS_NAMES[1:]]))["normalised_entropy"]
+    assert any(c.value.startswith(f"Confidence: top probability {expected[top]:.1%}, "
+                                  f"normalised entropy {entropy:.2f}") for c in at.caption)
 
 
 def test_bad_image_upload_shows_the_readers_message(open_page, tmp_path):
