@@ -2,7 +2,12 @@
 pixel classification, with optional LoRA adapters (LoLA-SpecViT).
 
 The model classifies the centre pixel of a ``patch x patch`` window of a reflectance
-cube ``[B, bands, P, P]``:
+cube ``[B, bands, P, P]``, or, with ``dense_block = b > 0`` (a *dense* model), every pixel
+of the central ``b x b`` block of a window of side ``W = P - 1 + b`` at once (logits
+``[B, K, b, b]``): each pixel's feature is its own token and the mean token of its own
+``P x P`` neighbourhood, the same two parts as the per-pixel model's feature, so one
+backbone pass over ``W x W`` tokens classifies ``b * b`` pixels instead of one (about
+``b * b * P * P / W ** 2`` times fewer tokens per pixel: 26x for P = 7, b = 16):
 
 1. **Spectral front end.** A PCA (fitted with scikit-learn on training pixels only, kept
    in the checkpoint as buffers ``pca_mean``/``pca_components``) reduces the bands to a
@@ -309,15 +314,26 @@ class VPHypeConfig(StrictModel):
     freeze_base: bool = True
     #: a vphype checkpoint to start from (its PCA and band set are kept)
     init_from: str | None = None
+    #: dense model: classify the central ``dense_block x dense_block`` pixels of a window
+    #: of side ``patch_size - 1 + dense_block`` in one pass (0: one centre pixel per patch,
+    #: the original model). Needs ``data.dense_block`` set to the same value (the
+    #: datasets then yield windows and target maps)
+    dense_block: int = Field(0, ge=0, le=64)
 
 
 class VPHype(nn.Module):
     """See the module docstring. Input ``[B, in_bands, P, P]`` reflectance, output
-    ``[B, num_classes]`` logits for the centre pixel."""
+    ``[B, num_classes]`` logits for the centre pixel; a dense model (``cfg.dense_block =
+    b > 0``) takes ``[B, in_bands, W, W]`` windows (``W = P - 1 + b``, :attr:`window`) and
+    returns ``[B, num_classes, b, b]`` logits for the central block."""
 
     def __init__(self, cfg: VPHypeConfig, num_classes: int, patch_size: int):
         super().__init__()
         self.cfg, self.num_classes, self.patch_size = cfg, num_classes, patch_size
+        #: pixels classified per window side (0: the centre pixel of a patch)
+        self.dense_block = cfg.dense_block
+        #: side of the input window: the patch, or the block plus half a patch each side
+        self.window = patch_size - 1 + cfg.dense_block if cfg.dense_block else patch_size
         k = cfg.pca_components
         if k > cfg.in_bands:
             raise ValueError(f"model.pca_components={k} exceeds model.in_bands={cfg.in_bands}")
@@ -338,7 +354,7 @@ class VPHype(nn.Module):
         self.spectral_conv = nn.Sequential(*convs)
         self.embed = nn.Sequential(nn.Conv2d(channels * depth, cfg.embed_dim, 1),
                                    nn.BatchNorm2d(cfg.embed_dim), nn.GELU())
-        self.pos_embed = nn.Parameter(torch.zeros(1, patch_size * patch_size, cfg.embed_dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.window * self.window, cfg.embed_dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
 
         rates = torch.linspace(0, cfg.drop_path_rate, 2 * cfg.depth).tolist()
@@ -406,7 +422,8 @@ class VPHype(nn.Module):
     # --- forward ------------------------------------------------------------------------
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, bands, P, P]`` reflectance -> pixel feature ``[B, 2 * embed_dim]``."""
+        """``[B, bands, P, P]`` reflectance -> pixel feature ``[B, 2 * embed_dim]`` (dense
+        models: ``[B, bands, W, W]`` -> ``[B, b, b, 2 * embed_dim]``)."""
         return self.reduced_features(self.reduce_bands(x))
 
     def reduce_bands(self, x: torch.Tensor) -> torch.Tensor:
@@ -418,14 +435,16 @@ class VPHype(nn.Module):
         return torch.einsum("bchw,kc->bkhw", x - self.pca_mean[:, None, None],
                             self.pca_components)
 
-    def reduced_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixel features of PCA-reduced patches ``[B, components, P, P]``."""
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """The normalised output tokens ``[B, S, S, D]`` of PCA-reduced windows ``[B,
+        components, S, S]`` (``S``: :attr:`window`)."""
         b, _, height, width = x.shape
-        if (height, width) != (self.patch_size,) * 2:
-            raise ValueError(f"VPHype expects {self.patch_size}x{self.patch_size} patches, "
+        if (height, width) != (self.window,) * 2:
+            kind = "windows" if self.dense_block else "patches"
+            raise ValueError(f"VPHype expects {self.window}x{self.window} {kind}, "
                              f"got {height}x{width}")
         x = self.spectral_conv(x.unsqueeze(1)).flatten(1, 2)
-        x = self.embed(x).permute(0, 2, 3, 1)  # [B, P, P, D]
+        x = self.embed(x).permute(0, 2, 3, 1)  # [B, S, S, D]
         x = x + self.pos_embed.view(1, height, width, -1)
         prompts = None if self.prompts is None else self.prompts.expand(b, -1, -1)
         m = 0 if prompts is None else prompts.shape[1]
@@ -436,18 +455,35 @@ class VPHype(nn.Module):
             seq = mamba(seq)
             prompts = seq[:, :m] if m else None
             x = attn(seq[:, m:].view_as(x), prompts)
-        x = self.norm(x)
-        centre = x[:, height // 2, width // 2]
-        return torch.cat([centre, x.flatten(1, 2).mean(1)], dim=-1)
+        return self.norm(x)
+
+    def reduced_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel features of PCA-reduced patches ``[B, components, P, P]``: the centre
+        token and the patch's mean token. Dense models: features ``[B, b, b, 2D]`` of the
+        central block of windows ``[B, components, W, W]``, each pixel's own token and
+        the mean token of its ``P x P`` neighbourhood (a stride-1 average pool)."""
+        x = self.tokens(x)
+        if not self.dense_block:
+            height, width = x.shape[1:3]
+            centre = x[:, height // 2, width // 2]
+            return torch.cat([centre, x.flatten(1, 2).mean(1)], dim=-1)
+        m, b = self.patch_size // 2, self.dense_block
+        grid = x.permute(0, 3, 1, 2)  # [B, D, W, W]
+        mean = F.avg_pool2d(grid, self.patch_size, stride=1)  # [B, D, b, b]
+        own = grid[:, :, m:m + b, m:m + b]
+        return torch.cat([own, mean], dim=1).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(x))
+        return self.forward_reduced(self.reduce_bands(x))
 
     def forward_reduced(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of PCA-reduced patches (see :meth:`reduce_bands`)."""
-        return self.classify(self.reduced_features(x))
+        """Logits of PCA-reduced patches (see :meth:`reduce_bands`): ``[B, K]``, or
+        ``[B, K, b, b]`` for a dense model's windows."""
+        logits = self.classify(self.reduced_features(x))
+        return logits.permute(0, 3, 1, 2) if self.dense_block else logits
 
     def classify(self, feature: torch.Tensor) -> torch.Tensor:
+        """Logits ``[..., K]`` of features ``[..., 2D]``."""
         if self.head is not None:
             return self.head(feature)
         image = F.normalize(self.image_proj(feature), dim=-1)
