@@ -30,8 +30,8 @@ from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
 from domainvit.tasks.hsi.data import (
     HSIData,
-    PixelPatches,
     load_scene,
+    pixel_dataset,
     sample_inputs,
     training_record,
     training_spectra,
@@ -67,6 +67,11 @@ register_sample_dataset(SampleDataset(
 
 
 def _build_vphype(cfg: VPHypeConfig, data: HSIData) -> nn.Module:
+    if cfg.dense_block != data.dense_block:
+        raise UserError(f"model.dense_block={cfg.dense_block} but data.dense_block="
+                        f"{data.dense_block}: a dense model trains and is evaluated on the "
+                        f"windows and target maps of its block, so set both to the same "
+                        f"value (--set model.dense_block=N --set data.dense_block=N)")
     return VPHype(cfg, num_classes=len(data.classes), patch_size=data.patch_size)
 
 
@@ -143,7 +148,7 @@ class HSITask(Task):
     monitor_mode = "max"
 
     def build_dataset(self, data_cfg: HSIData, split: str) -> Dataset:
-        return PixelPatches(data_cfg, split)
+        return pixel_dataset(data_cfg, split)
 
     def init_model(self, model: nn.Module, cfg: Any) -> None:
         if cfg.model.init_from:
@@ -160,6 +165,9 @@ class HSITask(Task):
             return batch
         # mixup (Zhang et al., 2018): convex combinations of training patches and of their
         # labels, a strong regulariser when only a few hundred pixels are labelled
+        if batch["target"].ndim > 1:  # data validation refuses this config; kept explicit
+            raise UserError("mixup mixes single-pixel labels, not the target maps of a dense "
+                            "model: set data.mixup=0")
         alpha = data_cfg.mixup
         lam = float(torch.distributions.Beta(alpha, alpha).sample())
         inputs, target = batch["input"], batch["target"]
@@ -171,10 +179,12 @@ class HSITask(Task):
     def loss(self, outputs: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # label smoothing as in LoLA-SpecViT; a mixed batch's target holds class
         # probabilities, whose cross-entropy is the mixup-weighted sum of the two labels'
+        # Dense models: logits [N, K, b, b] against target maps [N, b, b] whose unscored
+        # pixels are -1 (ignored; the mean is over the scored pixels of the batch)
         target = batch["target"]
         if target.is_floating_point():
-            outputs = outputs.float()
-        return F.cross_entropy(outputs, target, label_smoothing=0.1)
+            return F.cross_entropy(outputs.float(), target, label_smoothing=0.1)
+        return F.cross_entropy(outputs, target, ignore_index=-1, label_smoothing=0.1)
 
     def build_metrics(self, data_cfg: HSIData, during_training: bool = False) -> Any:
         return HSIMetrics(data_cfg.class_names)

@@ -12,6 +12,8 @@ inflated.
 
 Each sample is the ``patch x patch`` window of reflectance around a labelled pixel
 (mirrored at the scene's edges, zero where the input is nodata) and the pixel's class.
+For dense models (``dense_block = b > 0``, :class:`BlockWindows`) a sample is a window of
+side ``patch - 1 + b`` and a ``b x b`` target map of the pixels of its central block.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ class HSIData(StrictModel):
     #: training augmentation: mixup of patches and labels with Beta(mixup, mixup) weights
     #: (0: off)
     mixup: float = Field(0.0, ge=0)
+    #: dense models only, and equal to ``model.dense_block``: the side of the pixel block
+    #: every training/evaluation window classifies (0: one centre pixel per patch)
+    dense_block: int = Field(0, ge=0, le=64)
     # prediction
     tile_size: int = Field(256, ge=16)
     predict_batch_size: int = Field(512, gt=0)
@@ -91,6 +96,17 @@ class HSIData(StrictModel):
         if value % 2 == 0:
             raise ValueError(f"must be odd (the pixel sits at the centre), got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _dense_fits(self) -> HSIData:
+        if self.dense_block and self.mixup:
+            raise ValueError(f"mixup={self.mixup} mixes the labels of single pixels; a dense "
+                             f"model (dense_block={self.dense_block}) trains on target maps "
+                             f"with unlabelled pixels: set mixup to 0")
+        if self.dense_block > self.tile_size:
+            raise ValueError(f"dense_block={self.dense_block} does not fit in a prediction "
+                             f"tile (tile_size={self.tile_size}): raise tile_size")
+        return self
 
     @model_validator(mode="after")
     def _names_unique(self) -> HSIData:
@@ -261,6 +277,106 @@ class PixelPatches(Dataset):
                 patch = patch + self.noise_std * torch.randn_like(patch)
         return {"input": patch.contiguous(),
                 "target": torch.tensor(int(self.targets[index]), dtype=torch.long)}
+
+
+def pixel_dataset(data: HSIData, split: str) -> Dataset:
+    """The dataset of ``split``: :class:`PixelPatches`, or :class:`BlockWindows` when
+    ``data.dense_block`` is set (dense models)."""
+    return BlockWindows(data, split) if data.dense_block else PixelPatches(data, split)
+
+
+def pad_block_grid(cube: np.ndarray, margin: int, block: int) -> np.ndarray:
+    """``cube [..., h, w]`` padded for dense classification on a ``block`` grid anchored at
+    its top-left pixel: mirrored by ``margin`` on every side, then mirrored at the bottom
+    and right until ``h`` and ``w`` are multiples of ``block`` (both with ``np.pad``'s
+    reflect, which also covers arrays smaller than the padding). Prediction pads every
+    tile the same way (:func:`domainvit.tasks.hsi.predict.classify_tile`), so evaluation
+    windows equal prediction windows."""
+    widths = [(0, 0)] * (cube.ndim - 2)
+    padded = np.pad(cube, widths + [(margin, margin)] * 2, mode="reflect") if margin else cube
+    extra_h, extra_w = (-cube.shape[-2]) % block, (-cube.shape[-1]) % block
+    if extra_h or extra_w:
+        padded = np.pad(padded, widths + [(0, extra_h), (0, extra_w)], mode="reflect")
+    return padded
+
+
+class BlockWindows(Dataset):
+    """The dataset of a dense model (``data.dense_block = b``): ``{"input": [bands, W, W]
+    reflectance, "target": [b, b] class indices, -1 where not scored}`` with ``W = patch -
+    1 + b`` (the block and half a patch of context on each side).
+
+    Training: one window per sample, around a labelled training pixel placed at a random
+    position of the central block; the target map holds every training-split pixel of the
+    block (other splits' pixels and unlabelled ones are -1), so a window teaches all the
+    training pixels it covers. Windows and maps are rotated/flipped together, then the
+    reflectance is brightness-scaled and (``noise_std``) noised, as :class:`PixelPatches`.
+
+    Evaluation (val/test): the scene is cut into ``b x b`` blocks on the grid anchored at
+    its top-left pixel (padded as :func:`pad_block_grid`); one window per block holding a
+    pixel of the split, whose map holds that split's pixels. Every pixel of the split is
+    scored once, in the position prediction classifies it in (tiles are multiples of
+    ``b``), so the scores are those of the predicted map.
+    """
+
+    def __init__(self, data: HSIData, split: str) -> None:
+        scene = load_scene(data)
+        rows, cols = split_pixels(scene, split)
+        if len(rows) == 0:
+            raise UserError(f"the {split} split of {scene.path} has no labelled pixels")
+        labels = np.where((scene.split == SPLITS[split]) & (scene.labels > 0),
+                          scene.labels.astype(np.int64) - 1, -1)
+        present = set(np.unique(labels[rows, cols]).tolist())
+        missing = sorted(set(range(len(data.classes))) - present)
+        if split == "train" and missing:
+            names = ", ".join(data.classes[i].name for i in missing)
+            raise UserError(f"the training split has no pixels of class(es) {names}")
+        b, m = data.dense_block, data.patch_size // 2
+        self.block, self.margin, self.window = b, m, data.patch_size - 1 + b
+        self.train = split == "train"
+        self.augment = data.augment and self.train
+        self.noise_std = data.noise_std
+        if self.train:
+            # room for a block starting up to b - 1 pixels above/left of any pixel
+            pad = m + b - 1
+            self.cube = torch.from_numpy(np.pad(scene.cube, [(0, 0), (pad, pad), (pad, pad)],
+                                                mode="reflect"))
+            self.labels = torch.from_numpy(np.pad(labels, b - 1, constant_values=-1))
+            self.rows, self.cols = rows, cols
+            self.length = data.samples_per_epoch or len(rows)
+        else:
+            self.cube = torch.from_numpy(pad_block_grid(scene.cube, m, b))
+            grid_h, grid_w = (self.cube.shape[1] - 2 * m), (self.cube.shape[2] - 2 * m)
+            self.labels = torch.from_numpy(np.pad(
+                labels, [(0, grid_h - labels.shape[0]), (0, grid_w - labels.shape[1])],
+                constant_values=-1))
+            scored = (self.labels >= 0).reshape(grid_h // b, b, grid_w // b, b).any(3).any(1)
+            self.rows, self.cols = (v.numpy() * b for v in torch.nonzero(scored, as_tuple=True))
+            self.length = len(self.rows)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        index = index % len(self.rows)
+        b, w = self.block, self.window
+        if self.train:
+            # block top-left (padded coordinates) so that the pixel sits at a random offset
+            top = int(self.rows[index]) + b - 1 - int(torch.randint(b, ()))
+            left = int(self.cols[index]) + b - 1 - int(torch.randint(b, ()))
+        else:
+            top, left = int(self.rows[index]), int(self.cols[index])
+        window = self.cube[:, top:top + w, left:left + w]
+        target = self.labels[top:top + b, left:left + b]
+        if self.augment:
+            # the block is the window's centre: rotating/flipping both keeps them aligned
+            k = int(torch.randint(4, ()))
+            window, target = torch.rot90(window, k, dims=(1, 2)), torch.rot90(target, k)
+            if torch.rand(()) < 0.5:
+                window, target = window.flip(2), target.flip(1)
+            window = window * (0.9 + 0.2 * torch.rand(()))
+            if self.noise_std:
+                window = window + self.noise_std * torch.randn_like(window)
+        return {"input": window.contiguous(), "target": target.contiguous()}
 
 
 def training_spectra(data: HSIData) -> np.ndarray:

@@ -31,7 +31,20 @@ def score_labels(pred: np.ndarray, target: np.ndarray, class_names: list[str]
 
 
 class HSIMetrics(CollectedClassification):
-    """``update(logits, target)``; ``compute()`` -> :func:`score_labels`."""
+    """``update(logits, target)``; ``compute()`` -> :func:`score_labels`.
+
+    Takes per-pixel batches (``logits [N, K]``, ``target [N]``) and dense models' maps
+    (``logits [N, K, b, b]``, ``target [N, b, b]`` with -1 where a pixel is not scored):
+    the scored pixels of a map count as pixels, so OA, AA and kappa keep their
+    definitions."""
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        if logits.ndim == 4:
+            logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+            target = target.reshape(-1)
+            scored = target >= 0
+            logits, target = logits[scored], target[scored]
+        super().update(logits, target)
 
     def __init__(self, class_names: list[str]) -> None:
         super().__init__(len(class_names))
