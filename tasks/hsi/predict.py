@@ -73,7 +73,21 @@ def check_input(model: nn.Module, source: RasterSource, guard: InputGuard | None
 def classify_tile(model: nn.Module, cube: np.ndarray, margin: int, batch_size: int,
                   device: torch.device) -> torch.Tensor:
     """Class probabilities ``[K, h, w]`` of the core pixels of a tile ``[bands, h + 2m,
-    w + 2m]`` (the margin already filled: neighbours, or mirrored at raster edges)."""
+    w + 2m]`` (the margin already filled: neighbours, or mirrored at raster edges).
+
+    Per-pixel models run the ``P x P`` patch of every pixel, ``batch_size`` patches at a
+    time. Dense models (:attr:`VPHype.dense_block` ``b > 0``) cover the core with ``b x b``
+    blocks anchored at its top-left pixel (the tile mirrored at the bottom/right until the
+    core is a multiple of ``b``, as :func:`~domainvit.tasks.hsi.data.pad_block_grid` pads
+    a scene for evaluation, and cropped after) and run one
+    ``W x W`` window per block, as many windows per batch as hold about as many tokens as
+    ``batch_size`` patches: one pass classifies ``b * b`` pixels, and long batches spread
+    the Mamba scan's per-step cost (a Python loop over the ``W * W`` tokens) over many
+    windows.
+    """
+    block = getattr(model, "dense_block", 0)
+    if block:
+        return _classify_tile_dense(model, cube, margin, block, batch_size, device)
     p = 2 * margin + 1
     reduced = model.reduce_bands(torch.from_numpy(cube).to(device)[None])[0]
     windows = reduced.unfold(1, p, 1).unfold(2, p, 1)  # [k, h, w, p, p], a view
@@ -84,6 +98,46 @@ def classify_tile(model: nn.Module, cube: np.ndarray, margin: int, batch_size: i
         batch = windows[:, idx // w, idx % w].permute(1, 0, 2, 3)
         out.append(torch.softmax(model.forward_reduced(batch.contiguous()).float(), dim=1))
     return torch.cat(out).T.reshape(-1, h, w)
+
+
+def dense_batch_windows(model: nn.Module, batch_size: int) -> int:
+    """Windows per batch of a dense model: about the tokens of ``batch_size`` patches."""
+    return max(1, round(batch_size * model.patch_size ** 2 / model.window ** 2))
+
+
+def _classify_tile_dense(model: nn.Module, cube: np.ndarray, margin: int, block: int,
+                         batch_size: int, device: torch.device) -> torch.Tensor:
+    h, w = cube.shape[1] - 2 * margin, cube.shape[2] - 2 * margin
+    size = model.window
+    if size != 2 * margin + block:
+        raise ValueError(f"the tile margin {margin} does not match the model's "
+                         f"{size}x{size} windows of {block}x{block} blocks")
+    # the tile's margin is filled already: only the bottom/right round-up is mirrored here
+    padded = cube
+    extra_h, extra_w = (-h) % block, (-w) % block
+    if extra_h or extra_w:
+        padded = np.pad(cube, [(0, 0), (0, extra_h), (0, extra_w)], mode="reflect")
+    reduced = model.reduce_bands(torch.from_numpy(padded).to(device)[None])[0]
+    windows = reduced.unfold(1, size, block).unfold(2, size, block)  # [k, nh, nw, W, W]
+    nh, nw = windows.shape[1:3]
+    per_batch = dense_batch_windows(model, batch_size)
+    out = []
+    for start in range(0, nh * nw, per_batch):
+        idx = torch.arange(start, min(start + per_batch, nh * nw), device=device)
+        batch = windows[:, idx // nw, idx % nw].permute(1, 0, 2, 3).contiguous()
+        out.append(torch.softmax(model.forward_reduced(batch).float(), dim=1))
+    probs = torch.cat(out)  # [nh * nw, K, b, b]
+    k = probs.shape[1]
+    probs = probs.view(nh, nw, k, block, block).permute(2, 0, 3, 1, 4)
+    return probs.reshape(k, nh * block, nw * block)[:, :h, :w]
+
+
+def tile_size(model: nn.Module, data: HSIData) -> int:
+    """``data.tile_size``, rounded up to a multiple of a dense model's block: the blocks
+    then sit on one grid over the whole raster (as in evaluation), and only the raster's
+    last row and column of blocks are mirrored out."""
+    block = getattr(model, "dense_block", 0)
+    return -(-data.tile_size // block) * block if block else data.tile_size
 
 
 def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
@@ -114,7 +168,7 @@ def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
                      key=data.mat_key, check_valid=False) as src:
         info = src.info
         bands, check = check_input(model, src, guard)
-        tiles = list(iter_tiles(info.height, info.width, data.tile_size, margin))
+        tiles = list(iter_tiles(info.height, info.width, tile_size(model, data), margin))
         bar = None if progress else tqdm(total=len(tiles), desc=f"classify {path.name}",
                                          unit="tile", file=sys.stderr)
         with ClassMapWriter(map_path, info, data.class_names, class_colors(data),
