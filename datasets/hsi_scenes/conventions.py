@@ -20,6 +20,15 @@ HSI_PARCELS = "hsi-parcels"
 SENTINEL2 = "sentinel2"
 
 
+#: the simulated Sentinel-2 land-cover scene (13 bands, L1C-like and L2A-like tiles, 11
+#: classes; :mod:`.landcover_scene`)
+S2_LANDCOVER = "s2-landcover"
+
+
+#: s2-landcover: which tile is which product level (also summarised in meta.json)
+TILES_FILE = "tiles.json"
+
+
 #: stored integer = reflectance x REFLECTANCE_SCALE
 REFLECTANCE_SCALE = 10000
 
