@@ -20,7 +20,9 @@ real Sentinel-2 L1C (top-of-atmosphere) and L2A (surface reflectance) scenes:
   (**L1C**), sometimes with thin cirrus; the others (**L2A**) are atmospherically
   corrected with a deliberately imperfect estimate of the atmosphere (AOT x exp(N(0,
   0.3)), water vapour x exp(N(0, 0.15)), Angstrom + N(0, 0.3)), which leaves the residual
-  errors of a real correction; B10 (cirrus), which L2A products drop, keeps its TOA value.
+  errors of a real correction. B10 (cirrus), which L2A products drop, is simulated (it
+  shapes the clouds' other bands) but not written: the scene has the 12 bands both levels
+  share.
 - **Clouds** (in some tiles) are composed at the top of the atmosphere
   (:func:`.landcover.cloud_toa`): opacity alpha from a smooth field, rho = (1 - alpha)
   rho_ground + alpha rho_cloud; their shadows are the opacity field displaced away from
@@ -97,6 +99,9 @@ SCENE_CRS = "EPSG:32631"
 
 
 PIXEL_SIZE_M = 10.0
+
+#: Sentinel-2 bands simulated but not written to scene.tif (L2A products drop B10)
+DROPPED_BANDS = ("B10",)
 
 
 SCENE_ORIGIN = (500_000.0, 5_800_000.0)
@@ -437,7 +442,8 @@ def scene_transform():
 
 
 def write_landcover_scene(scene: LandcoverScene, folder: Path) -> None:
-    """scene.tif (13 bands, the tags of hsi-parcels' scene_s2.tif), labels.tif, split.tif,
+    """scene.tif (the 12 bands but B10, with the tags of hsi-parcels' scene_s2.tif),
+    labels.tif, split.tif,
     classes.json, tiles.json and meta.json into ``folder``."""
     from rasterio.crs import CRS
 
@@ -446,9 +452,13 @@ def write_landcover_scene(scene: LandcoverScene, folder: Path) -> None:
     crs = CRS.from_string(SCENE_CRS)
     transform = scene_transform()
     names, centres, widths = sentinel2_bands()
-    write_reflectance(folder / SCENE_FILE, to_counts(scene.reflectance, scene.valid), crs,
-                      transform, list(names), centres, widths,
-                      [{"resolution_m": b[3]} for b in S2_BANDS],
+    # the 12 bands L1C and L2A products share: L2A drops B10 (cirrus), so a model trained
+    # on them reads both levels (and picks its 12 out of an L1C file's 13)
+    keep = [i for i, name in enumerate(names) if name not in DROPPED_BANDS]
+    counts = to_counts(scene.reflectance, scene.valid)[keep]
+    write_reflectance(folder / SCENE_FILE, counts, crs,
+                      transform, [names[i] for i in keep], centres[keep], widths[keep],
+                      [{"resolution_m": S2_BANDS[i][3]} for i in keep],
                       sensor="Sentinel-2A MSI (simulated)",
                       product_levels="per tile, see tiles.json (L1C: TOA, L2A: surface)")
     _write_mask(folder / LABELS_FILE, scene.labels, crs, transform, unlabelled="0",
@@ -475,11 +485,11 @@ def write_landcover_scene(scene: LandcoverScene, folder: Path) -> None:
             "sentinel2_bands": "Sentinel-2A MSI centres/bandwidths (ESA)",
         },
         "crs": SCENE_CRS, "pixel_size_m": PIXEL_SIZE_M, "transform": list(transform)[:6],
-        "bands": len(names), "band_names": list(names),
+        "bands": len(keep), "band_names": [names[i] for i in keep],
         "reflectance_scale": REFLECTANCE_SCALE, "nodata": NODATA,
         "note": ("L1C tiles: TOA reflectance x 10000, no offset (processing baseline before "
-                 "04.00); L2A tiles: surface reflectance x 10000, no offset, B10 kept at its "
-                 "TOA value (L2A products drop it)."),
+                 "04.00); L2A tiles: surface reflectance x 10000, no offset; B10 is left out "
+                 "(L2A products drop it)."),
         "split_codes": SPLIT_CODES, "classes": list(CLASS_NAMES),
         "tiles": scene.tiles, **scene.meta,
     }

@@ -42,6 +42,9 @@ from domainvit.datasets.hsi_scenes.sensors import S2_BAND_NAMES  # noqa: E402
 from domainvit.errors import UserError  # noqa: E402
 
 B = {name: i for i, name in enumerate(S2_BAND_NAMES)}
+#: the bands of the written scene.tif (B10 is left out: L2A products drop it)
+WRITTEN = [name for name in S2_BAND_NAMES if name != "B10"]
+W = {name: i for i, name in enumerate(WRITTEN)}
 SMALL = {"tile": 64, "rows": 2, "cols": 4, "bank_size": 40, "test_tiles": 2, "pad": 32,
          "seed": 7}
 
@@ -132,7 +135,9 @@ def test_builder_writes_the_files_with_the_s2_band_conventions(built):
     for name in (SCENE_FILE, LABELS_FILE, SPLIT_FILE, CLASSES_FILE, META_FILE, TILES_FILE):
         assert (built / name).is_file(), name
     with rasterio.open(built / SCENE_FILE) as src:
-        assert src.count == 13 and src.dtypes[0] == "uint16" and src.shape == (128, 256)
+        # the 12 bands L1C and L2A share: B10 (cirrus) is left out
+        assert src.count == 12 and src.dtypes[0] == "uint16" and src.shape == (128, 256)
+        assert all(not d.startswith("B10") for d in src.descriptions)
         assert src.descriptions[1] == "B02 492.4 nm" and src.descriptions[8] == "B8A 864.7 nm"
         assert src.tags()["reflectance_scale"] == "10000"
         assert src.tags()["wavelength_units"] == "nm"
@@ -150,7 +155,7 @@ def test_builder_writes_the_files_with_the_s2_band_conventions(built):
     classes = json.loads((built / CLASSES_FILE).read_text())
     assert [c["name"] for c in classes] == list(CLASS_NAMES)
     meta = json.loads((built / META_FILE).read_text())
-    assert meta["name"] == S2_LANDCOVER and meta["band_names"] == list(S2_BAND_NAMES)
+    assert meta["name"] == S2_LANDCOVER and meta["band_names"] == WRITTEN
     tiles = json.loads((built / TILES_FILE).read_text())
     assert {t["level"] for t in tiles} == {"L1C", "L2A"} and len(tiles) == 8
     for t in meta["tiles"]:
@@ -195,11 +200,10 @@ def test_l1c_tiles_carry_the_atmosphere_and_l2a_tiles_do_not(built):
         veg = mask & np.isin(labels, (3, 4))
         means[level] = (data[:, water].mean(axis=1), data[:, veg].mean(axis=1))
     (water_l1c, veg_l1c), (water_l2a, veg_l2a) = means["L1C"], means["L2A"]
-    assert water_l1c[B["B01"]] > 0.06 > water_l2a[B["B01"]]      # Rayleigh path
-    assert water_l1c[B["B08"]] < 0.06
-    assert veg_l1c[B["B09"]] < 0.7 * veg_l2a[B["B09"]]             # water vapour
-    assert veg_l1c[B["B10"]] < 0.01                                 # cirrus band
-    assert veg_l1c[B["B08"]] > 3 * veg_l1c[B["B04"]]
+    assert water_l1c[W["B01"]] > 0.06 > water_l2a[W["B01"]]      # Rayleigh path
+    assert water_l1c[W["B08"]] < 0.06
+    assert veg_l1c[W["B09"]] < 0.7 * veg_l2a[W["B09"]]             # water vapour
+    assert veg_l1c[W["B08"]] > 3 * veg_l1c[W["B04"]]
 
 
 def test_the_scene_is_deterministic_for_a_seed():
