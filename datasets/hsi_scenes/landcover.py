@@ -238,15 +238,16 @@ def bare_soil(n: int, rng: np.random.Generator, straw: np.ndarray | None = None)
 
 def sand(n: int, rng: np.random.Generator) -> np.ndarray:
     """Beach sand: the dry soil's upper convex hull (iron and water bands removed),
-    flattened (hull^gamma) and brightened to 0.35-0.7 at 1600 nm; damp sand gets part of
-    the wet soil's water absorption back."""
+    flattened (hull^gamma) and scaled to 0.2-0.7 at 1600 nm (damp, shell-rich or
+    heavy-mineral sands are darker than dry quartz dunes); damp sand gets part of the wet
+    soil's water absorption back."""
     from domainvit.datasets.hsi_scenes.spectra import upper_hull
 
     lib = _library()
     hull = upper_hull(WAVELENGTHS, lib["dry"])
     gamma = _u(rng, 0.35, 0.75, n)[:, None]
     shaped = (hull / hull[1200])[None, :] ** gamma
-    level = _u(rng, 0.35, 0.7, n)[:, None]
+    level = _u(rng, 0.2, 0.7, n)[:, None]
     water_depth = np.clip(-np.log(lib["wet"] / hull), 0, None)  # wet-soil absorbance
     water_depth -= water_depth[400]  # relative to 800 nm
     damp = _u(rng, 0.0, 0.25, n)[:, None] * rng.beta(0.6, 2.0, n)[:, None] * 4
@@ -266,8 +267,8 @@ VEGETATION = {
     "grassland": {"n": (1.3, 2.2), "cab": (15, 55), "car": (4, 12), "cbrown": (0.0, 1.0),
                   "cw": (0.004, 0.02), "cm": (0.003, 0.01), "lai": (0.5, 3.0),
                   "lidfa": (40, 70), "hspot": (0.01, 0.2), "soil_b": (0.35, 1.3)},
-    "wetland": {"n": (1.3, 2.0), "cab": (25, 55), "car": (5, 12), "cbrown": (0.0, 0.5),
-                "cw": (0.01, 0.03), "cm": (0.004, 0.01), "lai": (0.7, 3.5),
+    "wetland": {"n": (1.3, 2.0), "cab": (10, 55), "car": (4, 12), "cbrown": (0.0, 1.0),
+                "cw": (0.01, 0.03), "cm": (0.004, 0.01), "lai": (0.4, 3.0),
                 "lidfa": (60, 85), "hspot": (0.01, 0.2), "soil_b": (0.3, 0.8)},
     "straw": {"n": (1.5, 2.5), "cab": (0.0, 4.0), "car": (0.0, 3.0), "cbrown": (0.3, 1.2),
               "cw": (0.0002, 0.002), "cm": (0.005, 0.015), "lai": (2.0, 5.0),
@@ -299,13 +300,19 @@ def vegetation(kind: str, n: int, rng: np.random.Generator,
             draws["hspot"][i], tts[i], tto[i], psi[i], prospect_version="D", typelidf=2,
             rsoil0=background[i])
     if kind == "forest":
-        shade = _u(rng, 0.1, 0.5, n)[:, None]
+        # crown shadow: up to half of the view in broadleaf stands, and more in clumped
+        # needleleaf (evergreen) stands, whose near-infrared is far lower (conifer NIR
+        # reflectance of 0.12-0.25 against 0.3-0.5 for broadleaf canopies)
+        needle = rng.random(n) < 0.5
+        shade = np.where(needle, _u(rng, 0.35, 0.8, n), _u(rng, 0.1, 0.5, n))[:, None]
         out = out * ((1 - shade) + shade * (0.1 + 0.6 * out))
     elif kind == "grassland" and straw is not None and len(straw):
         litter = 0.5 * rng.beta(0.8, 2.0, n)[:, None]
         out = (1 - litter) * out + litter * straw[rng.integers(0, len(straw), n)]
     elif kind == "wetland":
-        gaps = 0.4 * rng.beta(0.7, 2.5, n)[:, None]
+        # open water between the stems of a flooded marsh: from a few percent to most of
+        # the pixel
+        gaps = 0.8 * rng.beta(1.2, 1.5, n)[:, None]
         out = (1 - gaps) * out + gaps * open_water(n, rng)
     return np.clip(out, 0.0, 1.0)
 
