@@ -77,8 +77,10 @@ def linear_recurrence(decay: torch.Tensor, inputs: torch.Tensor,
     step = length if not chunk_size else min(chunk_size, length)
     state = initial
     outputs = []
-    for start in range(0, length, step):
-        a, b = decay[:, start:start + step], inputs[:, start:start + step]
+    # torch.split, not a slice per chunk: the backward of every slice would fill a zero
+    # gradient of the whole sequence (quadratic in the length: minutes per step for a dense
+    # model's 500-token windows), split's backward concatenates the chunks' gradients
+    for a, b in zip(decay.split(step, dim=1), inputs.split(step, dim=1), strict=True):
         offset = 1
         while offset < a.shape[1]:
             # (a, b)[t] <- (a[t] a[t-offset], a[t] b[t-offset] + b[t]) for t >= offset
