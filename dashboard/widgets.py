@@ -201,7 +201,8 @@ def session_result(slot: str, key: tuple, compute: Callable[[], T]) -> T:
 
 def task_page(task: Task, title: str, upload_label: str, types: Sequence[str], key: str,
               help: str, predict: Callable[[LoadedModel, Path, InputGuard], T],
-              show: Callable[[T, LoadedModel], None]) -> None:
+              show: Callable[[T, LoadedModel], None],
+              samples: Sequence[tuple[str, Callable[[Path], Path]]] = ()) -> None:
     """The shape every task page shares: title, model picker, upload, then
     ``predict(model, upload, guard)`` once per model, upload and override (kept in the
     session), the input check's outcome, and ``show(result, model)``, with the readers'
@@ -209,13 +210,27 @@ def task_page(task: Task, title: str, upload_label: str, types: Sequence[str], k
 
     ``guard`` (:class:`~domainvit.distribution.InputGuard`) holds the checkpoint's
     training distribution; ``predict`` checks the upload with it before the model runs.
-    A refusal is shown as an error; the page's "Predict anyway" box overrides it."""
+    A refusal is shown as an error; the page's "Predict anyway" box overrides it.
+
+    ``samples``: ``(label, make)`` pairs offered as inputs beside the upload;
+    ``make(folder)`` writes the sample into a folder of the session's and returns its
+    path."""
     st.title(title)
     st.caption(task.description)
     checkpoint = model_picker(task)
     if checkpoint is None:
         return
-    path = uploaded_file(upload_label, types, key=f"{key}-upload", help=help)
+    path = None
+    makers = dict(samples)
+    choice = st.radio("Input", ["Upload a file", *makers], horizontal=True,
+                      key=f"{key}-input") if makers else None
+    if choice in makers:
+        index = list(makers).index(choice)
+        with showing_user_errors(), st.spinner(f"Preparing {choice}"):
+            path = session_result(f"{key}-sample", (choice,), lambda: makers[choice](
+                session_folder() / f"{key}-sample-{index}"))
+    else:
+        path = uploaded_file(upload_label, types, key=f"{key}-upload", help=help)
     if path is None:
         return
     force = st.checkbox(
@@ -249,7 +264,8 @@ def input_check_notes(checks: Sequence[InputCheck]) -> None:
             st.warning(f"Predicted anyway, although the model refuses this input: "
                        f"{finding.message}. Treat the result as unreliable.")
         for finding in check.warnings:
-            st.warning(f"Unlike the training data: {finding.message}.")
+            st.warning(f"Unlike the training data: {finding.message}. The result may be "
+                       "unreliable there.")
 
 
 def legend(names: Sequence[str], colours: Sequence[Sequence[int]]) -> None:

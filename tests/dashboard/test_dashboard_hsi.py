@@ -180,13 +180,13 @@ def real_rasters(tmp_path_factory) -> dict[str, Path]:
     return {"s2": s2, "landsat": landsat, "s2_dn": s2_dn}
 
 
-def _s2_page(s2_models, monkeypatch):
+def _s2_page(s2_models, monkeypatch, name="quickstart_s2"):
     monkeypatch.setenv(MODELS_ENV, str(s2_models))
     at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
     at.run(timeout=FIRST_RUN_TIMEOUT)
     at.button(key="open-hsi").click().run()
     (choice,) = [o for o in at.selectbox(key="hsi-model").options
-                 if "quickstart_s2" in o and "bundled" in o]
+                 if name in o.split() and "bundled" in o]
     at.selectbox(key="hsi-model").select(choice).run()
     assert not at.exception, at.exception
     return at
@@ -202,7 +202,8 @@ def test_the_real_sentinel2_scene_is_shown_with_warnings_and_a_confidence_map(
     assert any("ground sampling distance is 10 m" in w for w in warned), warned
     # the class map first; the toggle shows the confidence map and its mean
     assert "Class map (black: nodata)" in [c for i in at.image for c in i.captions]
-    at.radio[0].set_value("Confidence").run()
+    (view,) = [r for r in at.radio if r.key.startswith("hsi-view")]
+    view.set_value("Confidence").run()
     captions = [c for i in at.image for c in i.captions]
     assert any(c.startswith("Confidence map") for c in captions), captions
     assert "Class map (black: nodata)" not in captions
@@ -219,6 +220,31 @@ def test_the_real_sentinel2_scene_is_shown_with_warnings_and_a_confidence_map(
         confidence = dataset.read(1)
     assert confidence.shape == (64, 64) and 0 < np.nanmin(confidence) <= 1
     np.testing.assert_allclose(np.nanmean(confidence), mean, atol=1e-4)
+
+
+def test_the_sentinel2_sample_is_mapped_by_the_land_cover_model_without_warnings(
+        s2_models, monkeypatch, downloaded):
+    """The page's real Sentinel-2 sample: the land-cover model (trained with an
+    atmosphere) finds it inside its training distribution and maps the Atlantic in the
+    window's right part as water; the old parcels model is warned about, with the note
+    that its map may be unreliable."""
+    from domainvit.dashboard.task_pages.hsi import S2_SAMPLE_LABEL
+
+    at = _s2_page(s2_models, monkeypatch, "landcover_s2")
+    at.radio(key="hsi-input").set_value(S2_SAMPLE_LABEL).run()
+    assert not at.exception and not errors(at)
+    assert not at.warning, [w.value for w in at.warning]
+    labels, crs, _, tags = _downloaded_map(at, downloaded)
+    assert labels.shape == (512, 512) and crs.to_epsg() == 32618
+    names = {int(k.split("_")[1]): v for k, v in tags.items() if k.startswith("class_")}
+    sea = np.vectorize(names.get)(labels[:, -40:])  # the open Atlantic, east of the beach
+    assert np.isin(sea, ["open-water", "turbid-water"]).mean() > 0.95
+
+    at = _s2_page(s2_models, monkeypatch, "quickstart_s2")
+    at.radio(key="hsi-input").set_value(S2_SAMPLE_LABEL).run()
+    assert not at.exception and not errors(at)
+    assert any(w.value.startswith("Unlike the training data: ")
+               and w.value.endswith("may be unreliable there.") for w in at.warning)
 
 
 def test_digital_numbers_are_refused_and_predicted_anyway_when_asked(
