@@ -234,6 +234,17 @@ def split_pixels(scene: Scene, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero((scene.split == SPLITS[split]) & (scene.labels > 0))
 
 
+def training_index(index: int, count: int, length: int) -> int:
+    """The training pixel of sample ``index`` of an epoch of ``length`` samples over
+    ``count`` training pixels: every pixel in turn when an epoch covers them all
+    (``length >= count``), else a random one, so that an epoch shorter than the training
+    set still draws from all of it (a sampler over ``range(length)`` alone would only
+    ever see the first ``length`` pixels, the top rows of the scene)."""
+    if length >= count:
+        return index % count
+    return int(torch.randint(count, ()))
+
+
 class PixelPatches(Dataset):
     """``{"input": [bands, P, P] reflectance, "target": class index}`` per labelled pixel
     of a split; training patches are randomly flipped/rotated, brightness-scaled and
@@ -265,7 +276,7 @@ class PixelPatches(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = index % len(self.rows)
+        index = training_index(index, len(self.rows), self.length) if self.train else index
         row, col, p = int(self.rows[index]), int(self.cols[index]), 2 * self.radius + 1
         patch = self.cube[:, row:row + p, col:col + p]
         if self.augment:
@@ -357,7 +368,7 @@ class BlockWindows(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        index = index % len(self.rows)
+        index = training_index(index, len(self.rows), self.length) if self.train else index
         b, w = self.block, self.window
         if self.train:
             # block top-left (padded coordinates) so that the pixel sits at a random offset
