@@ -86,7 +86,7 @@ CLASSES: list[tuple[str, str, tuple[int, int, int]]] = [
      "and some trees", (220, 40, 40)),
     ("cloud", "cloud: thick cloud, bright and white in the visible, darker in the "
      "short-wave infrared", (255, 255, 255)),
-    ("cloud-shadow", "cloud shadow: land or water in the shadow of a cloud, lit only by "
+    ("cloud-shadow", "cloud shadow: land in the shadow of a cloud, lit only by "
      "the sky, dark and bluish", (60, 60, 80)),
 ]
 

@@ -34,8 +34,9 @@ real Sentinel-2 L1C (top-of-atmosphere) and L2A (surface reflectance) scenes:
   top of the atmosphere (so it is amplified by the L2A correction).
 
 Labels: the surface class; thick cloud (alpha > 0.5) is ``cloud``, cloud edges
-(0.1 < alpha <= 0.5) are unlabelled; deep shadow (direct beam < 30 %) not under cloud is
-``cloud-shadow``, the penumbra unlabelled; field margins are unlabelled.
+(0.1 < alpha <= 0.5) are unlabelled; deep shadow (direct beam < 30 %) on land not under
+cloud is ``cloud-shadow``, the penumbra unlabelled; shadowed water keeps its water class;
+field margins are unlabelled.
 
 Split: whole tiles are test tiles (at least one L1C and one L2A, every class present), so
 the test pixels see atmospheres the training never saw; train and validation pixels are
@@ -307,7 +308,10 @@ def simulate_tile(index: int, level: str, kind: str, town: bool, clouds: bool,
         toa = (1 - alpha[..., None]) * toa + alpha[..., None] * cloud_px
         labels[alpha > 0.1] = 0
         labels[alpha > 0.5] = CLOUD
-        free = alpha <= 0.1
+        # shadow on land is its own class; shadowed water stays water (it is what a user
+        # maps, and a shadow on dark water is hardly darker than the water itself, so
+        # the class would teach the model to call dark water "shadow")
+        free = (alpha <= 0.1) & ~np.isin(labels, (OPEN_WATER, TURBID))
         labels[free & (direct < 0.8)] = 0
         labels[free & (direct < 0.3)] = SHADOW
     if level == "L1C" and rng.random() < config.cirrus_share:
