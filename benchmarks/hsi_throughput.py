@@ -203,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         load_tasks()
         raster = prepare("sentinel2") / "scene.tif"
     args.raster = str(raster)
+    accuracy = {}  # read first: a bad path fails before minutes of measurements
+    for spec in args.accuracy:
+        name, _, path = spec.rpartition("=")
+        scores = json.loads(Path(path).read_text())
+        scores = scores.get("metrics", scores)
+        accuracy[name] = {k: round(float(scores[k]), 4) for k in ("oa", "aa", "kappa")}
     load_before = os.getloadavg()[0]
     runs = [("pixel", args.window), ("dense", args.window), ("forest", args.window),
             ("dense", 2 * args.window), ("dense", 0)]
@@ -214,12 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     pixel_speed = throughput[0]["pixels_per_second"]
     for r in throughput:
         r["speedup_vs_pixel"] = round(r["pixels_per_second"] / pixel_speed, 2)
-    accuracy = {}
-    for spec in args.accuracy:
-        name, _, path = spec.partition("=")
-        scores = json.loads(Path(path).read_text())
-        scores = scores.get("metrics", scores)
-        accuracy[name] = {k: round(float(scores[k]), 4) for k in ("oa", "aa", "kappa")}
     record = {
         "benchmark": f"hsi: inference throughput on {raster.parent.name}/{raster.name}, "
                      f"per-pixel vs dense VP-Hype vs random forest",
