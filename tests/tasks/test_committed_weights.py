@@ -1,6 +1,7 @@
 """The trained quickstart checkpoints shipped in the repository meet the quality targets
 on held-out data: the test brain (MNI152, another brain than the Colin27 they were
-trained on) and the held-out blocks of the hyperspectral scene."""
+trained on), the held-out blocks of the hyperspectral scenes (simulated parcels, the real
+Indian Pines) and the reference pixels of the real Sentinel-2 scene."""
 
 from __future__ import annotations
 
@@ -89,6 +90,43 @@ def test_hsi_quickstart_classifies_the_held_out_blocks(name):
     assert metrics["kappa"] >= 0.88
 
 
+def test_hsi_landcover_s2_labels_the_reference_pixels_of_the_real_scene():
+    """The Sentinel-2 land-cover model, trained on simulated scenes only, on the 949
+    reference pixels of the real L1C sample scene (picked by eye and spectral indices,
+    independently of any model: tasks/hsi/reference_pixels): water, vegetation and bare
+    soil each at least 80% right, all reference pixels together at least 85%. The
+    previous model (simulated parcels without an atmosphere) labels 15% of them right."""
+    from domainvit.analysis.common import load_model
+    from domainvit.tasks.hsi.reference import (
+        CORE_CLASSES,
+        SENTINEL2_REFERENCE,
+        reference_agreement,
+    )
+
+    load_tasks()
+    scene = prepare("sentinel2") / "scene.tif"
+    model, cfg = load_model("hsi/landcover_s2", weights("hsi", "landcover_s2"))
+    result = reference_agreement(model, cfg.data, scene, SENTINEL2_REFERENCE)
+    for name in CORE_CLASSES:
+        assert result["classes"][name]["share"] >= 0.80, (name, result["classes"][name])
+    assert result["overall"]["share"] >= 0.85, result["classes"]
+
+
+def test_hsi_indian_pines_beats_the_random_forest_on_its_split():
+    """The shipped Indian Pines model on the test blocks of split seed 0, against a random
+    forest on the same training pixels' spectra (the target of OA 0.80 is not reached:
+    tasks/hsi/README.md)."""
+    from domainvit.analysis.common import load_model
+    from domainvit.tasks.hsi.analysis import evaluate_split, forest_baseline
+
+    load_tasks()
+    model, cfg = load_model("hsi/indian_pines", weights("hsi", "indian_pines"))
+    scores = evaluate_split(model, cfg.data, "test")
+    forest = forest_baseline(cfg.data)
+    assert scores["pixels"] == forest["pixels"] > 4000
+    assert scores["oa"] > forest["oa"] and scores["kappa"] > forest["kappa"]
+
+
 def test_bundled_models_load_without_their_training_data(monkeypatch):
     """The dashboard and ``domainvit predict`` build a bundled model from its checkpoint
     alone: class names, channels and image size come from its recorded ``data_info``."""
@@ -104,9 +142,9 @@ def test_bundled_models_load_without_their_training_data(monkeypatch):
     tasks = list(load_tasks().values())
     catalogue = discover(tasks, models_env="")
     bundled = [c for task in tasks for c in catalogue.for_task(task.name) if c.source == BUNDLED]
-    assert sorted(c.name for c in bundled) == ["quickstart", "quickstart", "quickstart2d",
-                                               "quickstart3d", "quickstart_macmd",
-                                               "quickstart_s2"]
+    assert sorted(c.name for c in bundled) == ["indian_pines", "landcover_s2", "quickstart",
+                                               "quickstart", "quickstart2d", "quickstart3d",
+                                               "quickstart_macmd", "quickstart_s2"]
     for checkpoint in bundled:
         loaded = load_model(checkpoint)
         assert not loaded.model.training
