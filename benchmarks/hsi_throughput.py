@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_hsi import cpu_name  # the benchmarks folder is on the path of its scripts
 
 DEFAULT_RASTER = Path("~/.cache/domainvit/sentinel2/scene.tif")
 DENSE_SET: tuple[str, ...] = ()  # the bundled dense config needs no override
@@ -138,14 +139,6 @@ def _run(kind: str, size: int, args: argparse.Namespace) -> dict:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"{kind} {size or 'scene'}: {result}", file=sys.stderr)
     return result
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 LABELS = {"pixel": "VP-Hype per pixel", "dense": "VP-Hype dense", "forest": "random forest"}
