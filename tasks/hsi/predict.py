@@ -8,10 +8,12 @@ PCA-reduced once, the patches around its pixels go through the model in batches,
 the labels are written into a GeoTIFF with the input's CRS and transform, a colour table,
 the class names and nodata (0) wherever the input is nodata; beside it the confidence
 map (``<stem>.confidence.tif``: the maximum class probability of every pixel, float32,
-NaN at nodata) and the sidecar ``<stem>.prediction.json`` (the input check and the mean
-maximum probability and normalised entropy per predicted class). Tiles with no valid
-pixel are skipped. Outputs appear only when complete (temporary files renamed at the
-end), so a bad tile (say, saturated uint16 values) leaves nothing behind.
+NaN at nodata) and the sidecar ``<stem>.prediction.json`` (the input check, the mean
+maximum probability and normalised entropy per predicted class, and for Sentinel-2
+products the level, processing baseline and radiometric offset the reader applied).
+Tiles with no valid pixel are skipped. Outputs appear only when complete (temporary
+files renamed at the end), so a bad tile (say, saturated uint16 values) leaves nothing
+behind.
 """
 
 from __future__ import annotations
@@ -195,9 +197,14 @@ def classify_raster(model: nn.Module, data: HSIData, path: Path, out_dir: Path,
         if bar is not None:
             bar.close()
     outputs = [map_path, confidence_path] + ([proba_path] if proba_path else [])
-    sidecar = write_sidecar(out_dir / f"{stem}{SIDECAR_SUFFIX}", {
-        "input": path.name, "outputs": [p.name for p in outputs],
-        "input_check": check.record(), "confidence": summary.as_dict()})
+    record = {"input": path.name, "outputs": [p.name for p in outputs],
+              "input_check": check.record(), "confidence": summary.as_dict()}
+    if info.sentinel2 is not None:  # what the reader took the product to be
+        product = info.sentinel2
+        record["sentinel2_product"] = {
+            "level": product.level, "processing_baseline": product.baseline_text,
+            "offset_dn": product.offset_dn, "offset_source": product.offset_source}
+    sidecar = write_sidecar(out_dir / f"{stem}{SIDECAR_SUFFIX}", record)
     return outputs + [sidecar]
 
 
