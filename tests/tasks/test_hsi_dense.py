@@ -86,7 +86,8 @@ def test_dense_logits_are_each_pixels_token_and_neighbourhood_mean(text_prompts)
     assert logits.shape == (3, CLASSES, 4, 4)
     for i in range(4):
         for j in range(4):
-            # pixel (i, j) of the block is window pixel (i + 2, j + 2), its 5x5 patch starts at (i, j)
+            # pixel (i, j) of the block is window pixel (i + 2, j + 2); its 5x5 patch
+            # starts at (i, j)
             feature = torch.cat([tokens[:, i + 2, j + 2],
                                  tokens[:, i:i + 5, j:j + 5].mean((1, 2))], dim=-1)
             with torch.no_grad():
