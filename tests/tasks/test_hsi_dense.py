@@ -15,6 +15,7 @@ import rasterio
 import torch
 import torch.nn.functional as F
 import yaml
+from safetensors.torch import load_file, save_file
 
 from domainvit.config import load_config
 from domainvit.engine import build_model, evaluate, load_inference_weights, train
@@ -56,10 +57,10 @@ def test_per_pixel_model_is_unchanged_and_predicts_each_pixel_from_its_patch(tmp
     model = _model(0)
     assert model.window == 5 and model.pos_embed.shape == (1, 25, 16)
     # a saved per-pixel model loads into a fresh one and predicts every pixel from its patch
-    path = tmp_path / "m.pt"
-    torch.save(model.state_dict(), path)
+    path = tmp_path / "m.safetensors"
+    save_file(model.state_dict(), path)
     loaded = _model(0, seed=1)
-    loaded.load_state_dict(torch.load(path))
+    loaded.load_state_dict(load_file(path))
     rng = np.random.default_rng(0)
     cube = rng.random((BANDS, 9 + 4, 7 + 4), dtype=np.float32)
     probs = classify_tile(loaded, cube, 2, 10, torch.device("cpu"))
