@@ -77,12 +77,8 @@ register_sample_dataset(SampleDataset(
 
 
 def _build_vphype(cfg: VPHypeConfig, data: HSIData) -> nn.Module:
-    if cfg.dense_block != data.dense_block:
-        raise UserError(f"model.dense_block={cfg.dense_block} but data.dense_block="
-                        f"{data.dense_block}: a dense model trains and is evaluated on the "
-                        f"windows and target maps of its block, so set both to the same "
-                        f"value (--set model.dense_block=N --set data.dense_block=N)")
-    return VPHype(cfg, num_classes=len(data.classes), patch_size=data.patch_size)
+    return VPHype(cfg, num_classes=len(data.classes), patch_size=data.patch_size,
+                  dense_block=data.dense_block)
 
 
 def fit_pca(model: VPHype, data: HSIData) -> None:

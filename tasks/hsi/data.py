@@ -82,8 +82,8 @@ class HSIData(StrictModel):
     #: training augmentation: mixup of patches and labels with Beta(mixup, mixup) weights
     #: (0: off)
     mixup: float = Field(0.0, ge=0)
-    #: dense models only, and equal to ``model.dense_block``: the side of the pixel block
-    #: every training/evaluation window classifies (0: one centre pixel per patch)
+    #: a dense model: the side of the pixel block every window classifies in one pass
+    #: (0: one centre pixel per patch); the model is built with it, as with patch_size
     dense_block: int = Field(0, ge=0, le=64)
     # prediction
     tile_size: int = Field(256, ge=16)

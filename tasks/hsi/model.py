@@ -316,26 +316,23 @@ class VPHypeConfig(StrictModel):
     freeze_base: bool = True
     #: a vphype checkpoint to start from (its PCA and band set are kept)
     init_from: str | None = None
-    #: dense model: classify the central ``dense_block x dense_block`` pixels of a window
-    #: of side ``patch_size - 1 + dense_block`` in one pass (0: one centre pixel per patch,
-    #: the original model). Needs ``data.dense_block`` set to the same value (the
-    #: datasets then yield windows and target maps)
-    dense_block: int = Field(0, ge=0, le=64)
 
 
 class VPHype(nn.Module):
     """See the module docstring. Input ``[B, in_bands, P, P]`` reflectance, output
-    ``[B, num_classes]`` logits for the centre pixel; a dense model (``cfg.dense_block =
-    b > 0``) takes ``[B, in_bands, W, W]`` windows (``W = P - 1 + b``, :attr:`window`) and
-    returns ``[B, num_classes, b, b]`` logits for the central block."""
+    ``[B, num_classes]`` logits for the centre pixel; a dense model (``dense_block = b >
+    0``, from ``data.dense_block`` as ``patch_size`` from ``data.patch_size``) takes
+    ``[B, in_bands, W, W]`` windows (``W = P - 1 + b``, :attr:`window`) and returns
+    ``[B, num_classes, b, b]`` logits for the central block."""
 
-    def __init__(self, cfg: VPHypeConfig, num_classes: int, patch_size: int):
+    def __init__(self, cfg: VPHypeConfig, num_classes: int, patch_size: int,
+                 dense_block: int = 0):
         super().__init__()
         self.cfg, self.num_classes, self.patch_size = cfg, num_classes, patch_size
         #: pixels classified per window side (0: the centre pixel of a patch)
-        self.dense_block = cfg.dense_block
+        self.dense_block = dense_block
         #: side of the input window: the patch, or the block plus half a patch each side
-        self.window = patch_size - 1 + cfg.dense_block if cfg.dense_block else patch_size
+        self.window = patch_size - 1 + dense_block if dense_block else patch_size
         k = cfg.pca_components
         if k > cfg.in_bands:
             raise ValueError(f"model.pca_components={k} exceeds model.in_bands={cfg.in_bands}")

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from domainvit.config import load_config
 from domainvit.engine import build_model, evaluate, load_inference_weights, train
-from domainvit.errors import ConfigError, UserError
+from domainvit.errors import ConfigError
 from domainvit.registry import get_task
 from domainvit.tasks.hsi.data import HSIClass, HSIData, pad_block_grid, pixel_dataset
 from domainvit.tasks.hsi.metrics import HSIMetrics
@@ -33,9 +33,9 @@ BANDS, CLASSES = 6, 3
 def _model(dense_block: int, patch: int = 5, text_prompts: bool = True, seed: int = 0):
     cfg = VPHypeConfig(in_bands=BANDS, pca_components=4, conv_channels=[4], embed_dim=16,
                        depth=1, num_heads=2, kernel_size=3, d_state=4, expand=1,
-                       visual_prompts=2, text_prompts=text_prompts, dense_block=dense_block)
+                       visual_prompts=2, text_prompts=text_prompts)
     torch.manual_seed(seed)
-    model = VPHype(cfg, num_classes=CLASSES, patch_size=patch)
+    model = VPHype(cfg, num_classes=CLASSES, patch_size=patch, dense_block=dense_block)
     generator = torch.Generator().manual_seed(seed)
     model.set_pca(torch.rand(BANDS, generator=generator),
                   torch.randn(4, BANDS, generator=generator), torch.ones(4))
@@ -268,13 +268,21 @@ def test_bad_dense_configs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="tile_size"):
         _data(tmp_path, dense_block=32, tile_size=16)
     with pytest.raises(ValueError, match="dense_block"):
-        VPHypeConfig(in_bands=4, dense_block=-1)
+        _data(tmp_path, dense_block=-1)
     config = _write_config(tmp_path, tmp_path)
     with pytest.raises(ConfigError, match="mixup"):
         load_config(str(config), ["data.mixup=0.4"])
-    cfg = load_config(str(config), ["data.dense_block=0"])
-    with pytest.raises(UserError, match="data.dense_block"):
-        build_model(get_task("hsi"), cfg)
+
+
+def test_the_model_is_built_with_the_data_sections_block(tmp_path):
+    """One setting, ``data.dense_block``, makes the model dense and its datasets yield
+    windows (as ``data.patch_size`` sizes both)."""
+    config = _write_config(tmp_path, tmp_path)
+    for block, window in ((4, 8), (8, 12), (0, 5)):
+        cfg = load_config(str(config), [f"data.dense_block={block}"])
+        model = build_model(get_task("hsi"), cfg)
+        assert (model.dense_block, model.window) == (block, window)
+        assert model.pos_embed.shape[1] == window * window
 
 
 def _write_config(folder: Path, tmp: Path) -> Path:
@@ -283,7 +291,7 @@ def _write_config(folder: Path, tmp: Path) -> Path:
         "model": {"name": "vphype", "in_bands": BANDS, "pca_components": 4,
                   "conv_channels": [4], "embed_dim": 16, "depth": 1, "num_heads": 2,
                   "kernel_size": 3, "d_state": 4, "expand": 1, "visual_prompts": 2,
-                  "text_prompts": False, "dense_block": 4},
+                  "text_prompts": False},
         "data": {"root": str(folder), "patch_size": 5, "dense_block": 4,
                  "classes": [{"name": f"c{i}"} for i in range(CLASSES)],
                  "samples_per_epoch": 256, "tile_size": 16, "predict_batch_size": 64},
