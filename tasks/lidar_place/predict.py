@@ -1,0 +1,275 @@
+"""Query clouds in, place descriptors and ranked database matches out.
+
+For each query file ``predict`` writes ``<stem>.descriptor.npy`` (float32 [D], L2
+normalised), ``<stem>.matches.csv`` (the ``data.top_k`` nearest database clouds: rank,
+file, descriptor distance, the entry's x, y, z and, when the query's own pose is known,
+the horizontal distance in metres) and ``<stem>.prediction.json``.
+
+The database (``data.database``) is a place folder (``poses.csv`` with ``database/`` and
+``queries/``, or the PointNetVLAD layout: its database clouds with their positions) or a
+plain folder of cloud files (no positions). Its descriptors are computed once and cached
+beside it in :data:`CACHE_NAME` (one entry per file, keyed by the file's size and
+modification time and by the model's weights and pre-processing settings: a changed file
+is recomputed, the others are reused); a read-only database is described in memory only.
+A query's pose is known when it sits in the ``queries/`` folder of a place folder whose
+``poses.csv`` lists it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from domainvit.datasets.pointcloud import (
+    POINT_SUFFIXES,
+    PointCloud,
+    read_place_folder,
+    read_point_cloud,
+)
+from domainvit.distribution import InputGuard
+from domainvit.errors import UserError
+from domainvit.files import atomic_write
+from domainvit.outputs import SIDECAR_SUFFIX, output_stem, write_sidecar
+from domainvit.tasks.lidar_place.data import (
+    LidarPlaceData,
+    cloud_rows,
+    dataset_folder,
+    file_rng,
+)
+from domainvit.tasks.lidar_place.distribution import compare_cloud
+
+#: the database descriptor cache, beside the database's files
+CACHE_NAME = ".domainvit-descriptors.npz"
+#: clouds per forward pass
+BATCH = 16
+#: database clouds at most
+MAX_DATABASE = 200_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """The described database: files (relative names), positions (NaN when unknown) and
+    descriptors."""
+
+    root: Path
+    names: list[str]
+    positions: np.ndarray
+    descriptors: np.ndarray
+    #: how many descriptors came from the cache
+    cached: int
+
+
+def rows_of(cloud: PointCloud, cfg: LidarPlaceData, name: str) -> np.ndarray:
+    return cloud_rows(cloud, cfg, file_rng(name))[1]
+
+
+def model_fingerprint(model: nn.Module, cfg: LidarPlaceData) -> str:
+    """A hash of the model's weights and the pre-processing settings."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    settings = {k: getattr(cfg, k) for k in ("radius", "points", "voxel", "ground")}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def describe(model: nn.Module, rows: list[np.ndarray]) -> np.ndarray:
+    """Descriptors ``[len(rows), D]`` of pre-processed clouds, in batches."""
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(rows), BATCH):
+            batch = torch.from_numpy(np.stack(rows[start:start + BATCH])).to(device)
+            out.append(model(batch).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _database_entries(root: Path) -> tuple[list[tuple[str, Path]], np.ndarray, str]:
+    """(relative name, path) of the database clouds, their positions, the .bin format."""
+    if not root.is_dir():
+        raise UserError(f"database {root} is not a folder")
+    has_layout = (root / "poses.csv").is_file() or any(
+        p.is_dir() and any(p.glob("pointcloud_locations_*.csv")) for p in root.iterdir())
+    if has_layout:
+        folder = read_place_folder(root)
+        entries = [(str(e.path.relative_to(root)), e.path) for e in folder.database]
+        positions = np.array([e.position for e in folder.database], dtype=np.float64)
+        return entries, positions, folder.bin_format
+    files = sorted(p for p in root.iterdir()
+                   if p.is_file() and p.suffix.lower() in POINT_SUFFIXES)
+    if not files:
+        raise UserError(f"database {root} holds no point-cloud files "
+                        f"({', '.join(POINT_SUFFIXES)}) and no poses.csv")
+    return ([(p.name, p) for p in files], np.full((len(files), 3), np.nan), "kitti")
+
+
+def _signature(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _read_cache(path: Path, fingerprint: str) -> dict[str, tuple[str, np.ndarray]]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["fingerprint"]) != fingerprint:
+                return {}
+            return {str(n): (str(s), d) for n, s, d in
+                    zip(data["names"], data["signatures"], data["descriptors"], strict=True)}
+    except (OSError, ValueError, KeyError):
+        return {}  # no cache, or an unreadable one: described afresh
+
+
+def _write_cache(path: Path, fingerprint: str, names: list[str], signatures: list[str],
+                 descriptors: np.ndarray) -> bool:
+    buffer = io.BytesIO()
+    np.savez(buffer, fingerprint=np.array(fingerprint), names=np.array(names),
+             signatures=np.array(signatures), descriptors=descriptors)
+    try:
+        with atomic_write(path) as temporary:
+            temporary.write_bytes(buffer.getvalue())
+    except OSError:
+        return False  # a read-only database: the descriptors stay in memory
+    return True
+
+
+def describe_database(model: nn.Module, cfg: LidarPlaceData, root: Path,
+                      progress: bool = True) -> Database:
+    """The database's descriptors, from the cache where files are unchanged."""
+    entries, positions, bin_format = _database_entries(root)
+    if len(entries) > MAX_DATABASE:
+        raise UserError(f"database {root} holds {len(entries)} clouds, more than the limit "
+                        f"{MAX_DATABASE}")
+    fingerprint = model_fingerprint(model, cfg)
+    cache = _read_cache(root / CACHE_NAME, fingerprint)
+    names = [name for name, _ in entries]
+    signatures = [_signature(path) for _, path in entries]
+    todo = [i for i, (name, sig) in enumerate(zip(names, signatures, strict=True))
+            if cache.get(name, ("",))[0] != sig]
+    rows = []
+    for i in tqdm(todo, desc=f"describing {root.name}", unit="cloud", file=sys.stderr,
+                  disable=not progress or len(todo) < 2):
+        cloud = read_point_cloud(entries[i][1], bin_format=bin_format)
+        rows.append(rows_of(cloud, cfg, names[i]))
+    fresh = describe(model, rows)
+    descriptors = np.zeros((len(entries), fresh.shape[1] if len(todo) else
+                            next(iter(cache.values()))[1].shape[0]), np.float32)
+    fresh_index = {i: j for j, i in enumerate(todo)}
+    for i, name in enumerate(names):
+        descriptors[i] = fresh[fresh_index[i]] if i in fresh_index else cache[name][1]
+    if todo:
+        _write_cache(root / CACHE_NAME, fingerprint, names, signatures, descriptors)
+    return Database(root, names, positions, descriptors, len(entries) - len(todo))
+
+
+def default_database(cfg: LidarPlaceData) -> Path:
+    """``data.database``, or the sample dataset's held-out place folder."""
+    if cfg.database is not None:
+        return Path(cfg.database)
+    root = dataset_folder(cfg) / "test"
+    print(f"data.database is not set: retrieving from the sample database {root}",
+          file=sys.stderr)
+    return root
+
+
+def query_position(path: Path) -> np.ndarray | None:
+    """The query's pose, when it is listed in its place folder's ``poses.csv``."""
+    root = path.parent.parent
+    if path.parent.name != "queries" or not (root / "poses.csv").is_file():
+        return None
+    try:
+        folder = read_place_folder(root)
+    except UserError:
+        return None
+    for entry in folder.queries:
+        if entry.path.resolve() == path.resolve():
+            return entry.position
+    return None
+
+
+def match(database: Database, descriptor: np.ndarray, top_k: int,
+          position: np.ndarray | None) -> list[dict]:
+    """The ``top_k`` nearest database entries of one descriptor, nearest first."""
+    distance = np.linalg.norm(database.descriptors - descriptor[None], axis=1)
+    order = np.argsort(distance, kind="stable")[:top_k]
+    rows = []
+    for rank, i in enumerate(order, start=1):
+        x, y, z = database.positions[i]
+        metres = (float(np.hypot(x - position[0], y - position[1]))
+                  if position is not None and np.isfinite(x) else None)
+        rows.append({"rank": rank, "file": database.names[i],
+                     "descriptor_distance": float(distance[i]), "x": x, "y": y, "z": z,
+                     "metres": metres})
+    return rows
+
+
+def _matches_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rank", "file", "descriptor_distance", "x", "y", "z", "metres"])
+    for r in rows:
+        writer.writerow([r["rank"], r["file"], f"{r['descriptor_distance']:.6f}",
+                         *("" if not np.isfinite(v) else f"{v:.3f}"
+                           for v in (r["x"], r["y"], r["z"])),
+                         "" if r["metres"] is None else f"{r['metres']:.2f}"])
+    return out.getvalue()
+
+
+def predict_clouds(model: nn.Module, cfg: LidarPlaceData, inputs: list[Path], out_dir: Path,
+                   guard: InputGuard, database: Database | None = None) -> list[Path]:
+    """Describe each query cloud, match it against the database, write the outputs."""
+    clouds = []
+    for path in inputs:  # read and check every input before anything is written
+        cloud = read_point_cloud(path)
+        rows = rows_of(cloud, cfg, path.name)
+        check = guard.check(path.name, compare_cloud, cloud, int(rows[:, 4].sum()))
+        clouds.append((path, rows, check))
+    if database is None:
+        database = describe_database(model, cfg, default_database(cfg))
+    written = []
+    for path, rows, check in clouds:
+        descriptor = describe(model, [rows])[0]
+        position = query_position(path)
+        found = match(database, descriptor, cfg.top_k, position)
+        stem = output_stem(path)
+        target = out_dir / f"{stem}.descriptor.npy"
+        with atomic_write(target) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, descriptor.astype(np.float32))
+        table = out_dir / f"{stem}.matches.csv"
+        with atomic_write(table) as temporary:
+            temporary.write_text(_matches_csv(found))
+        written += [target, table]
+        written.append(write_sidecar(out_dir / f"{stem}{SIDECAR_SUFFIX}", {
+            "input": path.name, "outputs": [target.name, table.name],
+            "input_check": check.record(),
+            "database": {"folder": str(database.root), "clouds": len(database.names),
+                         "from_cache": database.cached},
+            "query_position": None if position is None else [float(v) for v in position],
+            "best_match": {k: v for k, v in found[0].items()
+                           if k in ("file", "descriptor_distance", "metres")}}))
+    return written
+
+
+def sample_queries(cfg: LidarPlaceData, folder: Path, count: int = 2) -> list[Path]:
+    """Copies of a few held-out query clouds of the sample dataset."""
+    import shutil
+
+    place = read_place_folder(dataset_folder(cfg) / "test")
+    written = []
+    for entry in place.queries[:count]:
+        target = folder / entry.path.name
+        shutil.copyfile(entry.path, target)
+        written.append(target)
+    return written
+
+
