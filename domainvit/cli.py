@@ -46,7 +46,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(metrics))
     else:
         for name, value in metrics.items():
-            print(f"{name}: {value:.6g}")
+            shown = (" ".join(f"{v:.4g}" for v in value) if isinstance(value, list)
+                     else f"{value:.6g}")
+            print(f"{name}: {shown}")
     return 0
 
 

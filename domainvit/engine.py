@@ -202,9 +202,11 @@ def run_evaluation(
     amp_dtype: torch.dtype | None,
     show_progress: bool,
     desc: str,
-) -> dict[str, float]:
+    curves: bool = False,
+) -> dict[str, Any]:
     """Loss and task metrics over ``loader`` (of the data described by ``data_cfg``),
-    reduced across DDP ranks."""
+    reduced across DDP ranks: the scalar metrics as floats and, with ``curves``, the
+    one-dimensional ones (recall at N = 1..25) as lists of floats."""
     from torchmetrics import MeanMetric
 
     model.eval()
@@ -223,6 +225,8 @@ def run_evaluation(
         value = value.detach().float().cpu()
         if value.numel() == 1:
             result[name] = float(value)
+        elif curves and value.dim() == 1:
+            result[name] = value.tolist()
     return result
 
 
@@ -593,8 +597,9 @@ def train(config: str, overrides: Sequence[str] = (), resume: str | None = None)
 
 
 def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
-             split: str | None = None) -> dict[str, float]:
-    """Metrics of a checkpoint on a split of the config's data (default: the task's)."""
+             split: str | None = None) -> dict[str, Any]:
+    """Metrics of a checkpoint on a split of the config's data (default: the task's):
+    scalars as floats, one-dimensional metrics (recall at N) as lists."""
     cfg = load_config(config, list(overrides))
     task = get_task(cfg.task)
     device, info = setup_device(cfg.train.device)
@@ -606,7 +611,7 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     metrics = task.build_metrics(cfg.data).to(device)
     return run_evaluation(task, cfg.data, model, loader, metrics, device,
                           autocast_dtype(cfg.train.precision, device), info.is_main,
-                          f"evaluate {split or task.eval_split}")
+                          f"evaluate {split or task.eval_split}", curves=True)
 
 
 def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,

@@ -24,7 +24,12 @@ from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.distribution import InputGuard
 from domainvit.registry import register_task
 from domainvit.task import ModelEntry, Task
-from domainvit.tasks.lidar_place.data import LidarPlaceData, TrainingPlaces, build_dataset
+from domainvit.tasks.lidar_place.data import (
+    MIN_PLACE_POINTS,
+    LidarPlaceData,
+    TrainingPlaces,
+    build_dataset,
+)
 from domainvit.tasks.lidar_place.distribution import training_distribution
 from domainvit.tasks.lidar_place.hotformer import (
     HOTFormerLoc,
@@ -98,7 +103,7 @@ class LidarPlaceTask(Task):
         for _ in range(RECORD_SUBMAPS):
             pose = rng.uniform(places.low, places.high)
             index = places.tree.query_ball_point(pose, data_cfg.radius)
-            if len(index) >= 2:
+            if len(index) >= MIN_PLACE_POINTS:  # as training draws its places
                 xyz = places.xyz[index] - np.array([*pose, 0.0])
                 intensity = None if places.intensity is None else places.intensity[index]
                 clouds.append(PointCloud(xyz, intensity, "training submap"))
