@@ -68,6 +68,8 @@ class LidarPlaceData(StrictModel):
     view_offset_m: float = Field(6.0, ge=0)
     #: training augmentation: rotation about z, dropout, density, occlusion, noise
     augment: bool = True
+    #: training: mirror half of the places (doubles the variety of a small training area)
+    mirror: bool = True
     #: training: the share of points kept lies between this and 1
     min_keep: float = Field(0.3, gt=0, le=1)
     #: training: coordinate noise (metres, standard deviation) up to this
@@ -120,9 +122,11 @@ def cloud_rows(cloud: PointCloud, cfg: LidarPlaceData, rng: np.random.Generator
 
 
 def perturb(xyz: np.ndarray, intensity: np.ndarray | None, cfg: LidarPlaceData,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+            rng: np.random.Generator, mirror: bool = False
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """A training view's degradations, on local coordinates: a rotation about z, point
-    dropout, an occluded sector and coordinate noise."""
+    dropout, an occluded sector and coordinate noise; with ``mirror`` (decided once per
+    place, for all its views) its mirror image, another plausible place."""
     count = len(xyz)
     keep = rng.random(count) < rng.uniform(cfg.min_keep, 1.0)
     if rng.random() < cfg.occlusion:
@@ -137,6 +141,8 @@ def perturb(xyz: np.ndarray, intensity: np.ndarray | None, cfg: LidarPlaceData,
     theta = rng.uniform(0, 2 * np.pi)
     c, s = np.cos(theta), np.sin(theta)
     xyz = xyz @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    if mirror:
+        xyz = xyz * np.array([-1.0, 1.0, 1.0])
     xyz = xyz + rng.normal(scale=rng.uniform(0, cfg.noise_m), size=xyz.shape)
     return xyz, intensity
 
@@ -177,7 +183,8 @@ class TrainingPlaces(Dataset):
     def __len__(self) -> int:
         return self.cfg.samples_per_epoch
 
-    def view(self, pose: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def view(self, pose: np.ndarray, rng: np.random.Generator, mirror: bool = False
+             ) -> np.ndarray:
         """``[points, 5]`` rows of the submap around ``pose`` (x, y), perturbed."""
         cfg = self.cfg
         index = np.asarray(self.tree.query_ball_point(pose, cfg.radius * 1.1), dtype=np.int64)
@@ -186,7 +193,7 @@ class TrainingPlaces(Dataset):
         centre = np.array([pose[0], pose[1], np.median(xyz[:, 2]) if len(xyz) else 0.0])
         xyz -= centre
         if cfg.augment:
-            xyz, intensity = perturb(xyz, intensity, cfg, rng)
+            xyz, intensity = perturb(xyz, intensity, cfg, rng, mirror)
         # as a file's intensity is read: normalised per cloud
         intensity = None if intensity is None else normalise_intensity(intensity)
         cloud = PointCloud(xyz, intensity, f"training view at {pose[0]:.0f}, {pose[1]:.0f}")
@@ -200,12 +207,13 @@ class TrainingPlaces(Dataset):
             if self.tree.query_ball_point(centre, cfg.radius, return_length=True) >= (
                     MIN_PLACE_POINTS):
                 break
+        mirror = cfg.augment and cfg.mirror and bool(rng.random() < 0.5)
         rows, targets = [], []
         for _ in range(cfg.views):
             radius = cfg.view_offset_m * np.sqrt(rng.random())
             angle = rng.uniform(0, 2 * np.pi)
             pose = centre + radius * np.array([np.cos(angle), np.sin(angle)])
-            rows.append(self.view(pose, rng))
+            rows.append(self.view(pose, rng, mirror))
             targets.append([pose[0], pose[1], 0.0, 0.0])
         return {"input": torch.from_numpy(np.stack(rows)),
                 "target": torch.tensor(targets, dtype=torch.float64).float(),

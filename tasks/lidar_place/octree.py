@@ -162,35 +162,36 @@ def window_plan(counts: torch.Tensor, window: int, dilation: int = 1) -> WindowP
     if window < 1 or dilation < 1:
         raise ValueError(f"window and dilation must be >= 1, got {window} and {dilation}")
     device = counts.device
-    offsets = torch.cumsum(counts, 0) - counts
-    nodes_by_len: dict[int, list[torch.Tensor]] = {}
-    own_by_len: dict[int, list[torch.Tensor]] = {}
-    id_by_len: dict[int, list[int]] = {}
-    window_sample: list[int] = []
+    counts = counts.long()
+    batch = counts.numel()
+    # the sequences: one per (sample, dilation group) that holds nodes, in that order
+    sample = torch.arange(batch, device=device).repeat_interleave(dilation)
+    group = torch.arange(dilation, device=device).repeat(batch)
+    length = ((counts[sample] - group + dilation - 1) // dilation).clamp(min=0)
+    keep = length > 0
+    sample, group, length = sample[keep], group[keep], length[keep]
+    first_node = (torch.cumsum(counts, 0) - counts)[sample] + group
+    size = length.clamp(max=window)
+    per_seq = (length + size - 1) // size
+    # the windows, in sequence order: window j of a sequence starts at node j * size,
+    # clamped so that it ends at the sequence's end
+    seq = torch.arange(len(length), device=device).repeat_interleave(per_seq)
+    j = torch.arange(len(seq), device=device) - (torch.cumsum(per_seq, 0) - per_seq)[seq]
+    w_size, w_len = size[seq], length[seq]
+    first = j * w_size
+    lo = torch.minimum(first, w_len - w_size)
+    ids = torch.arange(len(seq), device=device)
     node_window = torch.empty(int(counts.sum()), dtype=torch.int64, device=device)
-    # a few sequences per sample: plain Python over B * dilation sequences, tensors inside
-    for b, (n, start) in enumerate(zip(counts.tolist(), offsets.tolist(), strict=True)):
-        for g in range(min(dilation, n)):
-            seq = torch.arange(start + g, start + n, dilation, device=device)
-            length = seq.numel()
-            size = min(window, length)
-            for first in range(0, length, size):
-                last = min(first + size, length)
-                lo = last - size  # clamped: the window always holds `size` nodes
-                own = torch.zeros(size, dtype=torch.bool, device=device)
-                own[first - lo:] = True
-                index = len(window_sample)
-                window_sample.append(b)
-                nodes_by_len.setdefault(size, []).append(seq[lo:last])
-                own_by_len.setdefault(size, []).append(own)
-                id_by_len.setdefault(size, []).append(index)
-                node_window[seq[first:last]] = index
-    groups = tuple(
-        WindowGroup(torch.stack(nodes_by_len[size]), torch.stack(own_by_len[size]),
-                    torch.tensor(id_by_len[size], dtype=torch.int64, device=device))
-        for size in sorted(nodes_by_len))
-    return WindowPlan(groups, node_window,
-                      torch.tensor(window_sample, dtype=torch.int64, device=device))
+    groups = []
+    for value in torch.unique(w_size).tolist():
+        chosen = w_size == value
+        t = torch.arange(value, device=device)
+        nodes = first_node[seq[chosen], None] + (lo[chosen, None] + t) * dilation
+        own = t >= (first - lo)[chosen, None]
+        window_ids = ids[chosen]
+        node_window[nodes[own]] = window_ids[:, None].expand_as(nodes)[own]
+        groups.append(WindowGroup(nodes, own, window_ids))
+    return WindowPlan(tuple(groups), node_window, sample[seq])
 
 
 def padded(values: torch.Tensor, sample: torch.Tensor, batch: int
