@@ -3,8 +3,9 @@
 - Training (:class:`TrainingPlaces`): every item is one place of the training area seen
   ``views`` times: submaps cut around poses a few metres apart (all within
   ``positive_m`` of each other), each rotated about z at random and degraded (point
-  dropout, density change, a sector occluded, coordinate noise), so the model learns what
-  stays the same at a place under the perturbations queries meet.
+  dropout, a density gradient, a sector occluded, coordinate noise, a smaller cut), half
+  of the places mirrored, so the model learns what stays the same at a place under the
+  perturbations queries meet.
 - Evaluation (:class:`PlaceFolderDataset`): a place folder
   (:func:`domainvit.datasets.pointcloud.read_place_folder`: ``ROOT/database``,
   ``ROOT/queries``, ``ROOT/poses.csv``, or the PointNetVLAD/Oxford layout), database
@@ -65,7 +66,7 @@ class LidarPlaceData(StrictModel):
     #: training: places per epoch
     samples_per_epoch: int = Field(512, gt=0)
     #: training: the views' poses lie within this distance of the place's centre
-    view_offset_m: float = Field(6.0, ge=0)
+    view_offset_m: float = Field(8.0, ge=0)
     #: training augmentation: rotation about z, dropout, density, occlusion, noise
     augment: bool = True
     #: training: mirror half of the places (doubles the variety of a small training area)
@@ -73,7 +74,10 @@ class LidarPlaceData(StrictModel):
     #: training: the share of points kept lies between this and 1
     min_keep: float = Field(0.3, gt=0, le=1)
     #: training: coordinate noise (metres, standard deviation) up to this
-    noise_m: float = Field(0.15, ge=0)
+    noise_m: float = Field(0.3, ge=0)
+    #: training: 30% of the views are cut with a radius between this share of
+    #: ``radius`` and ``radius`` (queries cut smaller than the database's submaps)
+    min_reach: float = Field(0.6, gt=0, le=1)
     #: training: the chance that a sector of 30-90 degrees is occluded
     occlusion: float = Field(0.3, ge=0, le=1)
     #: matches listed per query by ``predict``
@@ -129,6 +133,12 @@ def perturb(xyz: np.ndarray, intensity: np.ndarray | None, cfg: LidarPlaceData,
     place, for all its views) its mirror image, another plausible place."""
     count = len(xyz)
     keep = rng.random(count) < rng.uniform(cfg.min_keep, 1.0)
+    if rng.random() < 0.3:  # a density gradient across the submap (scan-line overlap)
+        direction = rng.uniform(0, 2 * np.pi)
+        along = xyz[:, 0] * np.cos(direction) + xyz[:, 1] * np.sin(direction)
+        span = max(float(np.ptp(along)), 1e-6) if count else 1.0
+        share = cfg.min_keep + (1 - cfg.min_keep) * (along - along.min(initial=0.0)) / span
+        keep &= rng.random(count) < share
     if rng.random() < cfg.occlusion:
         start = rng.uniform(-np.pi, np.pi)
         width = np.deg2rad(rng.uniform(30, 90))
@@ -187,7 +197,10 @@ class TrainingPlaces(Dataset):
              ) -> np.ndarray:
         """``[points, 5]`` rows of the submap around ``pose`` (x, y), perturbed."""
         cfg = self.cfg
-        index = np.asarray(self.tree.query_ball_point(pose, cfg.radius * 1.1), dtype=np.int64)
+        # some views cover less ground than a full submap (other submap sizes)
+        reach = cfg.radius * (rng.uniform(cfg.min_reach, 1.0) if cfg.augment
+                              and rng.random() < 0.3 else 1.1)
+        index = np.asarray(self.tree.query_ball_point(pose, reach), dtype=np.int64)
         xyz = self.xyz[index].copy()
         intensity = None if self.intensity is None else self.intensity[index]
         centre = np.array([pose[0], pose[1], np.median(xyz[:, 2]) if len(xyz) else 0.0])
