@@ -9,10 +9,13 @@ the cloud's centre); and whether the training clouds had intensity.
 
 An input is compared in this order, most fundamental first (:func:`compare_cloud`):
 
-1. units: a cloud whose horizontal reach is under :data:`MIN_REACH_M` (latitude and
-   longitude in degrees, or millimetres read as metres) is refused;
+1. units: a cloud whose horizontal reach is under :data:`UNITS_SHARE` of the training
+   reach's 1% quantile (latitude and longitude in degrees against a model of metres) is
+   refused;
 2. coverage: a reach under :data:`REACH_SHARE` of the training reach's 1% quantile (a
-   cloud much smaller than the submaps the model knows): warned;
+   cloud much smaller than the submaps the model knows): warned; a reach over
+   :data:`EXTENT_FACTOR` times its 99% quantile (a whole survey tile rather than a
+   submap, of which only the radius around the centre is described): warned;
 3. density: after pre-processing (which thins denser clouds to the point budget) fewer
    points than :data:`DENSITY_SHARE` of the training's 0.5% quantile: warned; the
    model was tested down to a quarter of the training density;
@@ -30,10 +33,12 @@ import numpy as np
 from domainvit.datasets.pointcloud import PointCloud
 from domainvit.distribution import Finding, quantiles, refuse, warn
 
-#: a horizontal reach below this many units cannot be a submap in metres
-MIN_REACH_M = 1.0
+#: a reach below this share of the training's 1% quantile is refused (other units)
+UNITS_SHARE = 0.05
 #: reach below this share of the training's 1% quantile warns
 REACH_SHARE = 0.5
+#: reach above this many times the training's 99% quantile warns
+EXTENT_FACTOR = 3.0
 #: pre-processed points below this share of the training's 0.5% quantile warn
 DENSITY_SHARE = 0.25
 #: vertical spread this many times below the training's 0.5% or above its 99.5% warns
@@ -74,16 +79,20 @@ def compare_cloud(reference: dict[str, Any], cloud: PointCloud, kept: int) -> li
     radius = reference["radius_m"]
     stats = cloud_statistics(cloud.xyz, radius)
     found: list[Finding] = []
-    if stats["reach"] < MIN_REACH_M:
-        return [refuse("units", f"the points lie within {stats['reach']:.3g} units of their "
-                                f"centre: not a submap in metres (latitude/longitude "
-                                f"degrees?); the model reads metres, {radius:g} m around the "
-                                f"centre")]
     reach_q = reference["reach_quantiles"]
+    if stats["reach"] < UNITS_SHARE * reach_q[1]:
+        return [refuse("units", f"the points lie within {stats['reach']:.3g} units of their "
+                                f"centre, the training submaps within {reach_q[1]:.3g}-"
+                                f"{reach_q[-2]:.3g} {reference['units']}: other units "
+                                f"(latitude/longitude degrees?)")]
     if stats["reach"] < REACH_SHARE * reach_q[1]:
-        found.append(warn("coverage", f"the cloud reaches {stats['reach']:.0f} m from its "
+        found.append(warn("coverage", f"the cloud reaches {stats['reach']:.3g} m from its "
                                       f"centre; the training submaps reach "
-                                      f"{reach_q[1]:.0f}-{reach_q[-2]:.0f} m.{_SUFFIX}"))
+                                      f"{reach_q[1]:.3g}-{reach_q[-2]:.3g} m.{_SUFFIX}"))
+    elif stats["reach"] > EXTENT_FACTOR * reach_q[-2]:
+        found.append(warn("coverage", f"the cloud reaches {stats['reach']:.3g} m from its "
+                                      f"centre; only the {radius:g} m around its centre are "
+                                      f"described, as the training submaps were"))
     points_q = reference["points_quantiles"]
     floor = DENSITY_SHARE * min(points_q[0], reference["points"])
     if kept < floor:

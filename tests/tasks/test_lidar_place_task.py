@@ -153,6 +153,9 @@ def test_the_distribution_check(trained, place_root):
                          query.intensity, "degrees")
     found = compare_cloud(reference, degrees, 512)
     assert found[0].level == "refuse" and found[0].aspect == "units"
+    # a survey tile ten times wider than a submap: only its centre is described
+    wide = PointCloud(query.xyz * np.array([10.0, 10.0, 1.0]), query.intensity, "wide")
+    assert "coverage" in [f.aspect for f in compare_cloud(reference, wide, 512)]
     # a ground scanner's tall scene: heights spread far beyond the aerial training data
     tall = PointCloud(query.xyz * np.array([1.0, 1.0, 40.0]), query.intensity, "tall")
     assert [f.aspect for f in compare_cloud(reference, tall, 512)] == ["height"]
