@@ -201,6 +201,9 @@ class TrainingPlaces(Dataset):
         reach = cfg.radius * (rng.uniform(cfg.min_reach, 1.0) if cfg.augment
                               and rng.random() < 0.3 else 1.1)
         index = np.asarray(self.tree.query_ball_point(pose, reach), dtype=np.int64)
+        if len(index) < MIN_PLACE_POINTS // 4:  # a small cut into an empty patch
+            index = np.asarray(self.tree.query_ball_point(pose, cfg.radius * 1.1),
+                               dtype=np.int64)
         xyz = self.xyz[index].copy()
         intensity = None if self.intensity is None else self.intensity[index]
         centre = np.array([pose[0], pose[1], np.median(xyz[:, 2]) if len(xyz) else 0.0])
@@ -223,9 +226,13 @@ class TrainingPlaces(Dataset):
         mirror = cfg.augment and cfg.mirror and bool(rng.random() < 0.5)
         rows, targets = [], []
         for _ in range(cfg.views):
-            radius = cfg.view_offset_m * np.sqrt(rng.random())
-            angle = rng.uniform(0, 2 * np.pi)
-            pose = centre + radius * np.array([np.cos(angle), np.sin(angle)])
+            for _ in range(20):  # a pose with points around it
+                radius = cfg.view_offset_m * np.sqrt(rng.random())
+                angle = rng.uniform(0, 2 * np.pi)
+                pose = centre + radius * np.array([np.cos(angle), np.sin(angle)])
+                if self.tree.query_ball_point(pose, cfg.radius, return_length=True) >= (
+                        MIN_PLACE_POINTS // 2):
+                    break
             rows.append(self.view(pose, rng, mirror))
             targets.append([pose[0], pose[1], 0.0, 0.0])
         return {"input": torch.from_numpy(np.stack(rows)),
