@@ -2,15 +2,19 @@
 port, driven by Debian's Chromium through Playwright. On each task page a sample file is
 uploaded, the result is waited for, screenshotted (into the test's output folder) and
 checked on the page: the label overlay and its legend (medseg), the probability chart and
-the saliency map (medcls), the class map, its legend and the spectrum (hsi).
+the saliency map (medcls), the class map, its legend and the spectrum (hsi), the 3D view
+of a query cloud, its matches and the map of the database (lidar_place, with a held-out
+query of the sample benchmark).
 
 ``DOMAINVIT_SCREENSHOTS=DIR`` also saves one PNG per page into ``DIR`` (home.png,
-medseg.png, medcls.png, hsi.png); the README's screenshots are made this way::
+medseg.png, medcls.png, hsi.png, lidar_place.png); the README's screenshots are made this way::
 
     DOMAINVIT_SCREENSHOTS=docs/screenshots pytest tests/dashboard/test_e2e_browser.py
 
 The medseg and medcls pages use the test checkpoints of ``conftest.py`` (no sample
-dataset is built); the hsi page uses the bundled quickstart checkpoint.
+dataset is built); the hsi page uses the bundled quickstart checkpoint; the lidar_place
+page the bundled quickstart checkpoint when it is there, else one trained for the test
+(``test_dashboard_lidar_place.add_lidar_model``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from domainvit.dashboard import testing as live
 from domainvit.datasets.brain import CLASS_NAMES
 from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
 from tests.dashboard.conftest import MEDCLS_MODEL, MEDSEG_MODEL, ROOT, add_medical_models
+from tests.dashboard.test_dashboard_lidar_place import EASY_LABEL, add_lidar_model
 
 try:
     from playwright.sync_api import sync_playwright
@@ -50,7 +55,14 @@ def e2e_models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(e2e_models, tmp_path_factory) -> Iterator[live.Server]:
+def lidar_model(e2e_models) -> str:
+    """The label of the lidar_place model, put into the models folder before the server
+    starts (so its first listing has it)."""
+    return add_lidar_model(e2e_models)[0]
+
+
+@pytest.fixture(scope="module")
+def server(e2e_models, lidar_model, tmp_path_factory) -> Iterator[live.Server]:
     log = tmp_path_factory.mktemp("e2e-server") / "server.log"
     with live.running_dashboard(log, models=e2e_models) as running:
         yield running
@@ -132,7 +144,7 @@ def brain_png(tmp_path_factory) -> Path:
 
 def test_home_page_lists_every_task(page, server, screenshot):
     live.open_page(page, server.url)
-    for task in ("medseg", "medcls", "hsi"):
+    for task in ("medseg", "medcls", "hsi", "lidar_place"):
         assert page.get_by_role("button", name=f"Open the {task} page").is_visible()
         assert page.get_by_test_id("stSidebarNav").get_by_text(task, exact=True).count() == 1
     assert not live.page_errors(page)
@@ -201,3 +213,30 @@ def test_hsi_page_shows_the_class_map_legend_and_spectrum(page, server, screensh
     assert page.get_by_text("Spectrum of a pixel").is_visible()
     assert page.get_by_role("button", name="Download the class map (GeoTIFF)").is_visible()
     screenshot(page, "hsi")
+
+
+def test_lidar_place_page_shows_the_cloud_its_matches_and_the_map(page, server, screenshot,
+                                                                 lidar_model):
+    live.open_page(page, server.url, "lidar_place")
+    live.pick_model(page, lidar_model)
+    page.get_by_test_id("stRadio").get_by_text(EASY_LABEL, exact=True).click()
+    charts = page.get_by_test_id("stPlotlyChart")
+    live.wait_result(page, charts.nth(1))
+
+    assert charts.count() == 2
+    # plotly draws the 3D view with WebGL on a canvas and the map as SVG
+    cloud, places = charts.nth(0), charts.nth(1)
+    cloud.locator(".js-plotly-plot canvas").first.wait_for(timeout=30_000)
+    assert "WebGL is not supported" not in cloud.inner_text()
+    markers = places.locator(".scatterlayer .trace").nth(0).locator("path.point")
+    markers.first.wait_for(timeout=30_000)
+    assert markers.count() > 20  # every database cloud at its position
+    for rank in range(1, 6):
+        assert places.locator(".scatterlayer .textpoint text").filter(
+            has_text=str(rank)).count() >= 1, f"rank {rank} not on the map"
+    assert page.get_by_text("The 5 nearest places of the database").is_visible()
+    table = page.get_by_test_id("stDataFrame")
+    assert table.is_visible() and table.bounding_box()["height"] > 100
+    stats = _element_picture(cloud)
+    assert stats["coloured"] > 0.01, f"no height colours in the 3D view: {stats}"
+    screenshot(page, "lidar_place")
