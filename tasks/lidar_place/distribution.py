@@ -43,7 +43,6 @@ EXTENT_FACTOR = 3.0
 DENSITY_SHARE = 0.25
 #: vertical spread this many times below the training's 0.5% or above its 99.5% warns
 SPREAD_FACTOR = 3.0
-_SUFFIX = " The descriptor and its matches may be unreliable."
 
 
 def cloud_statistics(xyz: np.ndarray, radius: float) -> dict[str, float]:
@@ -88,7 +87,7 @@ def compare_cloud(reference: dict[str, Any], cloud: PointCloud, kept: int) -> li
     if stats["reach"] < REACH_SHARE * reach_q[1]:
         found.append(warn("coverage", f"the cloud reaches {stats['reach']:.3g} m from its "
                                       f"centre; the training submaps reach "
-                                      f"{reach_q[1]:.3g}-{reach_q[-2]:.3g} m.{_SUFFIX}"))
+                                      f"{reach_q[1]:.3g}-{reach_q[-2]:.3g} m"))
     elif stats["reach"] > EXTENT_FACTOR * reach_q[-2]:
         found.append(warn("coverage", f"the cloud reaches {stats['reach']:.3g} m from its "
                                       f"centre; only the {radius:g} m around its centre are "
@@ -100,13 +99,13 @@ def compare_cloud(reference: dict[str, Any], cloud: PointCloud, kept: int) -> li
                                      f"({stats['density']:.3g} per m²); the training "
                                      f"submaps had {points_q[0]:.0f}-{points_q[-1]:.0f} "
                                      f"({reference['density_quantiles'][4]:.3g} per m² at the "
-                                     f"median).{_SUFFIX}"))
+                                     f"median)"))
     spread_q = reference["spread_quantiles"]
     if not spread_q[0] / SPREAD_FACTOR <= stats["spread"] <= spread_q[-1] * SPREAD_FACTOR:
         found.append(warn("height", f"the points' heights spread over {stats['spread']:.1f} m "
                                     f"(5-95%); the training submaps' over "
-                                    f"{spread_q[0]:.1f}-{spread_q[-1]:.1f} m.{_SUFFIX}"))
+                                    f"{spread_q[0]:.1f}-{spread_q[-1]:.1f} m"))
     if reference["intensity"] and cloud.intensity is None:
         found.append(warn("intensity", "the file has no intensity; the model was trained "
-                                       "with it and reads 0 instead." + _SUFFIX))
+                                       "with it and reads 0 instead"))
     return found
