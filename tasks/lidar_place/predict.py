@@ -47,6 +47,7 @@ from domainvit.tasks.lidar_place.data import (
     file_rng,
 )
 from domainvit.tasks.lidar_place.distribution import compare_cloud
+from domainvit.tasks.lidar_place.metrics import nearest_neighbours
 
 #: the database descriptor cache, beside the database's files
 CACHE_NAME = ".domainvit-descriptors.npz"
@@ -200,8 +201,8 @@ def query_position(path: Path) -> np.ndarray | None:
 def match(database: Database, descriptor: np.ndarray, top_k: int,
           position: np.ndarray | None) -> list[dict]:
     """The ``top_k`` nearest database entries of one descriptor, nearest first."""
+    order = nearest_neighbours(database.descriptors, descriptor[None], top_k)[0]
     distance = np.linalg.norm(database.descriptors - descriptor[None], axis=1)
-    order = np.argsort(distance, kind="stable")[:top_k]
     rows = []
     for rank, i in enumerate(order, start=1):
         x, y, z = database.positions[i]
