@@ -355,8 +355,8 @@ def preprocess(cloud: PointCloud, *, points: int, voxel: float | None,
         done.append(f"the crop to {radius:g} m")
     if len(xyz) < 2:
         left = "no points" if len(xyz) == 0 else "a single point"
-        raise UserError(f"{cloud.source}: {left} left after {' and '.join(done)}; "
-                        "needs at least 2 points")
+        after = f" left after {' and '.join(done)}" if done else ""
+        raise UserError(f"{cloud.source}: {left}{after}; needs at least 2 points")
     centre = _centre(xyz)
     local = xyz - centre
     if voxel is not None:
