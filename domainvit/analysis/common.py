@@ -26,12 +26,15 @@ def bundled_checkpoint(task: str, name: str) -> Path:
 def load_model(config: str | Path, checkpoint: str | Path,
                overrides: Sequence[str] = ()) -> tuple[nn.Module, RunConfigBase]:
     """The model of ``config`` with the inference weights of ``checkpoint`` (EMA weights
-    when it has them), in eval mode on the CPU, and the validated config."""
+    when it has them), in eval mode on the CPU, and the validated config with the data
+    facts the checkpoint recorded (as ``domainvit predict`` loads it)."""
+    from domainvit import checkpoint as ckpt
     from domainvit.config import load_config
-    from domainvit.engine import build_model, load_inference_weights
+    from domainvit.engine import build_model, inference_config, load_inference_weights
     from domainvit.registry import get_task
 
     cfg = load_config(str(config), list(overrides))
+    cfg = inference_config(cfg, ckpt.read_meta(ckpt.resolve_checkpoint(Path(checkpoint))))
     model = build_model(get_task(cfg.task), cfg)
     load_inference_weights(model, cfg, Path(checkpoint))
     return model.eval(), cfg

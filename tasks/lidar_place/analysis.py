@@ -3,9 +3,9 @@
 retrieval scores of HOTFormerLoc, the PointNet baseline and Scan Context on a place
 folder, and how they change when the queries are perturbed.
 
-Models. :func:`load_model` loads a config and a checkpoint as ``domainvit predict`` does
-(the data facts the checkpoint recorded filled into the config, the EMA weights when it
-has them), in eval mode on the CPU.
+Models. :func:`~domainvit.analysis.common.load_model` (re-exported here) loads a config
+and a checkpoint as ``domainvit predict`` does (the data facts the checkpoint recorded
+filled into the config, the EMA weights when it has them), in eval mode on the CPU.
 
 Descriptors. :func:`describe_folder` gives the descriptors and positions of a place
 folder's database and queries with the pre-processing of evaluation and prediction
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from domainvit.analysis.common import load_model  # noqa: F401 (re-exported)
 from domainvit.datasets.pointcloud import PlaceEntry, PlaceFolder, PointCloud
 from domainvit.tasks.lidar_place.metrics import (
     MAX_N,
@@ -66,7 +67,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from torch import nn
 
-    from domainvit.config import RunConfigBase
     from domainvit.tasks.lidar_place.data import LidarPlaceData
 
 #: a query transform: ``transform(cloud, rng) -> cloud`` (local frame, pose at the origin)
@@ -80,25 +80,6 @@ SCAN_CONTEXT = "Scan Context"
 
 
 # --- models and folders ------------------------------------------------------------------
-
-
-def load_model(config: str | Path, checkpoint: str | Path, overrides: Sequence[str] = ()
-               ) -> tuple[nn.Module, RunConfigBase]:
-    """The model of ``config`` with the inference weights of ``checkpoint``, in eval mode on
-    the CPU, and the config with the data facts the checkpoint recorded (as ``domainvit
-    predict`` and ``eval`` load it)."""
-    from domainvit import checkpoint as ckpt
-    from domainvit.config import load_config
-    from domainvit.engine import build_model, inference_config, load_inference_weights
-    from domainvit.registry import get_task
-
-    cfg = load_config(str(config), list(overrides))
-    task = get_task(cfg.task)
-    meta = ckpt.read_meta(ckpt.resolve_checkpoint(Path(checkpoint)))
-    cfg = inference_config(cfg, meta)
-    model = build_model(task, cfg)
-    load_inference_weights(model, cfg, Path(checkpoint))
-    return model.eval(), cfg
 
 
 def train_stand_in(config: str, run_dir: str | Path, overrides: Sequence[str] = ()
