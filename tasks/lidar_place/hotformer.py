@@ -5,7 +5,8 @@ Lidar Place Recognition Across Ground and Aerial Views", CVPR 2025, rebuilt on
 :mod:`domainvit.kernels` with the octree in PyTorch (:mod:`.octree`), so it runs on CPUs:
 
 1. **Stem**: per-leaf features (the mean offset of the leaf's points from its centre, the
-   log point count, the mean intensity, the leaf's position) embedded, then pooled up
+   log point count relative to the cloud's mean leaf, the mean intensity, the leaf's
+   position) embedded, then pooled up
    ``stem_downsample`` octree depths (mean and maximum of the children).
 2. **OctFormer stage**: windows of ``window`` consecutive octree nodes with self-attention
    inside each window, dilation 1 and 4 alternating (``na1d``, blocked).
@@ -299,9 +300,13 @@ class HOTFormerLoc(nn.Module):
         offset = scatter_mean(px, to_leaf, size) - leaves.centre
         count = torch.bincount(to_leaf, minlength=size).to(px.dtype)
         intensity = scatter_mean(points.reshape(-1, points.shape[-1])[flat, 3:4], to_leaf, size)
-        feats = torch.cat([offset / cell, torch.log1p(count)[:, None], intensity,
+        # the point count relative to the cloud's mean leaf (log): where a surface is
+        # denser than its surroundings, not how dense the survey is (which varies 10x)
+        log_count = torch.log(count)
+        relative = log_count - scatter_mean(log_count[:, None], leaves.sample,
+                                            batch)[leaves.sample, 0]
+        feats = torch.cat([offset / cell, relative[:, None], intensity,
                            position_features(leaves.centre, self.cfg.coordinates)], dim=-1)
-        del batch
         return self.stem(feats), leaves
 
     def forward_features(self, points: torch.Tensor) -> list[tuple[torch.Tensor, OctreeLevel]]:
