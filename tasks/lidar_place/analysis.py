@@ -45,7 +45,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,22 +79,6 @@ SCAN_CONTEXT = "Scan Context"
 
 
 # --- models and folders ------------------------------------------------------------------
-
-
-def train_stand_in(config: str, run_dir: str | Path, overrides: Sequence[str] = ()
-                   ) -> Path:
-    """Train ``config`` (with ``overrides``) into ``run_dir``, replacing a previous run
-    there; returns its best checkpoint. For the analyses to run where a bundled checkpoint
-    does not exist yet: a short run gives a stand-in, not the bundled model."""
-    import shutil
-
-    from domainvit.engine import train
-
-    run_dir = Path(run_dir)
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    train(config, [*overrides, f"run_dir={run_dir}"])
-    return run_dir / "checkpoints" / "best.safetensors"
 
 
 def benchmark_folder(split: str = "test", dataset: str | None = None) -> PlaceFolder:
