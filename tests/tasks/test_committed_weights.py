@@ -175,20 +175,22 @@ def test_bundled_models_load_without_their_training_data(monkeypatch):
     """The dashboard and ``domainvit predict`` build a bundled model from its checkpoint
     alone: class names, channels and image size come from its recorded ``data_info``."""
     from domainvit.dashboard.checkpoints import BUNDLED, discover, load_model
+    from domainvit.tasks.lidar_place import data as lidar_data
     from domainvit.tasks.medcls import data as medcls_data
     from domainvit.tasks.medseg import data as medseg_data
 
     def refuse(name):
         raise AssertionError(f"building a bundled model prepared the dataset {name}")
 
-    for module in (medcls_data, medseg_data):
+    for module in (medcls_data, medseg_data, lidar_data):
         monkeypatch.setattr(module, "prepare", refuse)
     tasks = list(load_tasks().values())
     catalogue = discover(tasks, models_env="")
     bundled = [c for task in tasks for c in catalogue.for_task(task.name) if c.source == BUNDLED]
-    assert sorted(c.name for c in bundled) == ["indian_pines", "landcover_s2", "quickstart",
-                                               "quickstart", "quickstart2d", "quickstart3d",
-                                               "quickstart_macmd", "quickstart_s2"]
+    assert sorted(c.name for c in bundled) == [
+        "indian_pines", "landcover_s2", "quickstart", "quickstart", "quickstart",
+        "quickstart2d", "quickstart3d", "quickstart_macmd", "quickstart_pointnet",
+        "quickstart_s2"]
     for checkpoint in bundled:
         loaded = load_model(checkpoint)
         assert not loaded.model.training
@@ -197,3 +199,5 @@ def test_bundled_models_load_without_their_training_data(monkeypatch):
             assert medcls_data.dataset_info(loaded.config.data)["in_chans"] == 1
         if checkpoint.task == "medseg":
             assert medseg_data.class_names(loaded.config.data)[0] == "background"
+        if checkpoint.task == "lidar_place":
+            assert float(loaded.model.extent) == loaded.config.data.radius == 20.0
