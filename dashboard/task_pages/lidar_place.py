@@ -24,6 +24,7 @@ positions with the matches ranked and the query's pose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +123,10 @@ def _signature(folder: Path) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _described(folder: str, signature: str, checkpoint_key: str,
-               _loaded: LoadedModel) -> Database:
-    return describe_database(_loaded.model, _loaded.config.data, Path(folder), progress=False)
+def _described(folder: str, signature: str, checkpoint_key: str, _loaded: LoadedModel,
+               _progress: Callable[[int, int], None]) -> Database:
+    return describe_database(_loaded.model, _loaded.config.data, Path(folder),
+                             progress=_progress)
 
 
 def database_folder(text: str) -> Path:
@@ -164,9 +166,13 @@ def chosen_database(loaded: LoadedModel) -> Database | None:
         else:
             raise UserError(f"the model names no database ({reason}); type a database "
                             "folder above")
-        with st.spinner(f"Describing the database {folder} (once per model and folder) ..."), \
-                widgets.exclusive(loaded):
-            return _described(str(folder), _signature(folder), loaded.checkpoint.key, loaded)
+        text = f"Describing the database {folder} (once per model and folder) ..."
+        with widgets.progress_bar(text) as bar, widgets.exclusive(loaded):
+            def report(done: int, total: int) -> None:
+                bar.progress(done / total, text=f"{text} {done}/{total} clouds")
+
+            return _described(str(folder), _signature(folder), loaded.checkpoint.key, loaded,
+                              report)
     except (UserError, OSError) as exc:
         st.error(str(exc))
         return None

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,8 +146,9 @@ def _write_cache(path: Path, fingerprint: str, names: list[str], signatures: lis
 
 
 def describe_database(model: nn.Module, cfg: LidarPlaceData, root: Path,
-                      progress: bool = True) -> Database:
-    """The database's descriptors, from the cache where files are unchanged."""
+                      progress: bool | Callable[[int, int], None] = True) -> Database:
+    """The database's descriptors, from the cache where files are unchanged. ``progress``:
+    a bar on stderr (``True``), none, or a callback ``(files read, files to read)``."""
     entries, positions, bin_format = _database_entries(root)
     if len(entries) > MAX_DATABASE:
         raise UserError(f"database {root} holds {len(entries)} clouds, more than the limit "
@@ -158,10 +160,14 @@ def describe_database(model: nn.Module, cfg: LidarPlaceData, root: Path,
     todo = [i for i, (name, sig) in enumerate(zip(names, signatures, strict=True))
             if cache.get(name, ("",))[0] != sig]
     rows = []
-    for i in tqdm(todo, desc=f"describing {root.name}", unit="cloud", file=sys.stderr,
-                  disable=not progress or len(todo) < 2):
+    report = progress if callable(progress) else None
+    for done, i in enumerate(tqdm(todo, desc=f"describing {root.name}", unit="cloud",
+                                  file=sys.stderr,
+                                  disable=report is not None or not progress or len(todo) < 2)):
         cloud = read_point_cloud(entries[i][1], bin_format=bin_format)
         rows.append(rows_of(cloud, cfg, names[i]))
+        if report is not None:
+            report(done + 1, len(todo))
     fresh = describe(model, rows)
     descriptors = np.zeros((len(entries), fresh.shape[1] if len(todo) else
                             next(iter(cache.values()))[1].shape[0]), np.float32)

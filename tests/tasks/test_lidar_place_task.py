@@ -132,8 +132,10 @@ def test_predict_writes_descriptor_and_matches_and_caches_the_database(trained, 
     changed = sorted((place_root / "database").iterdir())[0]
     stat = changed.stat()
     os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    third = describe_database(model, cfg.data, place_root, progress=False)
-    assert third.cached == 11
+    calls = []
+    third = describe_database(model, cfg.data, place_root,
+                              progress=lambda done, total: calls.append((done, total)))
+    assert third.cached == 11 and calls == [(1, 1)]  # only the changed file is read
     np.testing.assert_allclose(third.descriptors, again.descriptors, atol=1e-5)
 
 
