@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_hsi import cpu_name  # the benchmarks folder is on the path of its scripts
 
 from domainvit.datasets.pointcloud import read_place_folder
 from domainvit.errors import UserError
@@ -58,14 +59,6 @@ from domainvit.tasks.lidar_place import analysis as lp
 HOTFORMER, POINTNET = "HOTFormerLoc", "PointNet"
 QUICK_QUERIES = 8
 KEYS = ("recall_at_1", "recall_at_1pct", "recall_at_5", "recall_at_25", "mrr")
-
-
-def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def machine(load_before: float) -> dict:

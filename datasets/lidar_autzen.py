@@ -94,6 +94,7 @@ from pathlib import Path
 import numpy as np
 
 from domainvit.datasets.hsi_scenes.download import pip_download
+from domainvit.datasets.pointcloud import outside_sector, rotate_z
 from domainvit.errors import UserError
 from domainvit.files import safe_extract
 
@@ -375,9 +376,7 @@ def perturb_query(local: np.ndarray, rng: np.random.Generator, radius: float
     (:data:`PERTURBATIONS`); returns the points and what was drawn."""
     p = PERTURBATIONS
     angle = rng.uniform(*np.radians(p["rotation_deg"]))
-    c, s = np.cos(angle), np.sin(angle)
-    out = local.copy()
-    out[:, 0], out[:, 1] = c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1]
+    out = rotate_z(local, angle)
     keep_fraction = rng.uniform(*p["keep_fraction"])
     keep = rng.random(len(out)) < keep_fraction
     gradient = rng.random() < p["density_gradient_probability"]
@@ -390,8 +389,7 @@ def perturb_query(local: np.ndarray, rng: np.random.Generator, radius: float
     width = np.radians(rng.uniform(*p["occlusion_sector_deg"]))
     start = rng.uniform(0.0, 2.0 * np.pi)
     if occluded:
-        azimuth = np.arctan2(out[:, 1], out[:, 0])
-        keep &= np.mod(azimuth - start, 2.0 * np.pi) >= width
+        keep &= outside_sector(out, start, width)
     out = out[keep]
     sigma = rng.uniform(*p["noise_sigma_m"])
     out[:, :3] += rng.normal(scale=sigma, size=(len(out), 3))

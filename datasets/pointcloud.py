@@ -381,6 +381,23 @@ def preprocess(cloud: PointCloud, *, points: int, voxel: float | None,
 # Place-recognition folders
 
 
+def rotate_z(xyz: np.ndarray, angle: float) -> np.ndarray:
+    """``xyz`` ``[N, >=2]`` rotated counter-clockwise about the z axis by ``angle``
+    radians (columns after x and y unchanged); a new array."""
+    c, s = np.cos(angle), np.sin(angle)
+    out = xyz.copy()
+    out[:, 0], out[:, 1] = c * xyz[:, 0] - s * xyz[:, 1], s * xyz[:, 0] + c * xyz[:, 1]
+    return out
+
+
+def outside_sector(xyz: np.ndarray, start: float, width: float) -> np.ndarray:
+    """A mask of the points whose azimuth seen from the origin lies outside the sector of
+    ``width`` radians starting at ``start`` (counter-clockwise): the points an occluder
+    in that sector leaves."""
+    azimuth = np.arctan2(xyz[:, 1], xyz[:, 0])
+    return np.mod(azimuth - start, 2.0 * np.pi) >= width
+
+
 def _safe_name(name: str) -> bool:
     """A relative path that stays inside its folder: not empty, not absolute, no drive,
     no ``..`` component, in either slash style."""
@@ -461,6 +478,14 @@ def _read_ours(root: Path) -> PlaceFolder:
         entries.append(PlaceEntry(split, folders[split] / name.replace("\\", "/"), position))
     _check_exist(entries, root, shown)
     return _place_folder(root, entries, "kitti", shown)
+
+
+def is_place_folder(root: Path) -> bool:
+    """Whether ``root`` is laid out as a place-recognition folder (``poses.csv``, or
+    PointNetVLAD run folders), which :func:`read_place_folder` then reads or refuses with
+    the reason; otherwise it is a plain folder of clouds."""
+    return (root / "poses.csv").is_file() or any(
+        run.is_dir() and _locations_file(run) is not None for run in root.iterdir())
 
 
 def _locations_file(run: Path) -> Path | None:

@@ -19,7 +19,6 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from domainvit.datasets.lidar_autzen import LIDAR_AUTZEN, build_lidar_autzen
-from domainvit.datasets.pointcloud import PointCloud
 from domainvit.datasets.registry import SampleDataset, register_sample_dataset
 from domainvit.distribution import InputGuard
 from domainvit.registry import register_task
@@ -99,14 +98,9 @@ class LidarPlaceTask(Task):
     def data_info(self, data_cfg: LidarPlaceData) -> dict[str, Any]:
         places = TrainingPlaces(data_cfg.model_copy(update={"augment": False}))
         rng = np.random.default_rng(0)
-        clouds = []
-        for _ in range(RECORD_SUBMAPS):
-            pose = rng.uniform(places.low, places.high)
-            index = places.tree.query_ball_point(pose, data_cfg.radius)
-            if len(index) >= MIN_PLACE_POINTS:  # as training draws its places
-                xyz = places.xyz[index] - np.array([*pose, 0.0])
-                intensity = None if places.intensity is None else places.intensity[index]
-                clouds.append(PointCloud(xyz, intensity, "training submap"))
+        clouds = [places.submap(rng.uniform(places.low, places.high), data_cfg.radius)
+                  for _ in range(RECORD_SUBMAPS)]
+        clouds = [c for c in clouds if len(c.xyz) >= MIN_PLACE_POINTS]  # as training draws
         return {"distribution": training_distribution(clouds, data_cfg.radius,
                                                       data_cfg.points)}
 

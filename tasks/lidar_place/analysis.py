@@ -50,7 +50,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from domainvit.analysis.common import load_model  # noqa: F401 (re-exported)
-from domainvit.datasets.pointcloud import PlaceEntry, PlaceFolder, PointCloud
+from domainvit.datasets.pointcloud import (
+    PlaceEntry,
+    PlaceFolder,
+    PointCloud,
+    outside_sector,
+    rotate_z,
+)
 from domainvit.tasks.lidar_place.metrics import (
     MAX_N,
     POSITIVE_M,
@@ -161,11 +167,7 @@ def rotate(deg: float, *, random: bool = False) -> Perturbation:
 
     def apply(cloud: PointCloud, rng: np.random.Generator) -> PointCloud:
         angle = np.radians(rng.uniform(-deg, deg) if random else deg)
-        c, s = np.cos(angle), np.sin(angle)
-        xyz = cloud.xyz.copy()
-        xyz[:, 0] = c * cloud.xyz[:, 0] - s * cloud.xyz[:, 1]
-        xyz[:, 1] = s * cloud.xyz[:, 0] + c * cloud.xyz[:, 1]
-        return PointCloud(xyz, cloud.intensity, cloud.source)
+        return PointCloud(rotate_z(cloud.xyz, angle), cloud.intensity, cloud.source)
 
     label = f"rotation up to ±{deg:g}°" if random else f"rotation {deg:g}°"
     return Perturbation("rotation", float(deg), label, apply)
@@ -226,8 +228,7 @@ def occlude(sector_deg: float) -> Perturbation:
 
     def apply(cloud: PointCloud, rng: np.random.Generator) -> PointCloud:
         start = rng.uniform(0.0, 2.0 * np.pi)
-        azimuth = np.arctan2(cloud.xyz[:, 1], cloud.xyz[:, 0])
-        return _select(cloud, np.mod(azimuth - start, 2.0 * np.pi) >= np.radians(sector_deg))
+        return _select(cloud, outside_sector(cloud.xyz, start, np.radians(sector_deg)))
 
     return Perturbation("occlusion", float(sector_deg), f"occluded sector {sector_deg:g}°",
                         apply)

@@ -34,8 +34,11 @@ from domainvit.datasets.pointcloud import (
     PlaceFolder,
     PointCloud,
     normalise_intensity,
+    outside_sector,
     preprocess,
     read_place_folder,
+    read_point_cloud,
+    rotate_z,
 )
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
@@ -128,9 +131,10 @@ def cloud_rows(cloud: PointCloud, cfg: LidarPlaceData, rng: np.random.Generator
 def perturb(xyz: np.ndarray, intensity: np.ndarray | None, cfg: LidarPlaceData,
             rng: np.random.Generator, mirror: bool = False
             ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A training view's degradations, on local coordinates: a rotation about z, point
-    dropout, an occluded sector and coordinate noise; with ``mirror`` (decided once per
-    place, for all its views) its mirror image, another plausible place."""
+    """A training view's degradations, on local coordinates: point dropout, a density
+    gradient, an occluded sector, a rotation about z and coordinate noise; with
+    ``mirror`` (decided once per place, for all its views) its mirror image, another
+    plausible place."""
     count = len(xyz)
     keep = rng.random(count) < rng.uniform(cfg.min_keep, 1.0)
     if rng.random() < 0.3:  # a density gradient across the submap (scan-line overlap)
@@ -142,15 +146,12 @@ def perturb(xyz: np.ndarray, intensity: np.ndarray | None, cfg: LidarPlaceData,
     if rng.random() < cfg.occlusion:
         start = rng.uniform(-np.pi, np.pi)
         width = np.deg2rad(rng.uniform(30, 90))
-        angle = np.arctan2(xyz[:, 1], xyz[:, 0])
-        keep &= np.mod(angle - start, 2 * np.pi) > width
+        keep &= outside_sector(xyz, start, width)
     if keep.sum() < 16:  # keep a usable view
         keep[:] = True
     xyz = xyz[keep]
     intensity = None if intensity is None else intensity[keep]
-    theta = rng.uniform(0, 2 * np.pi)
-    c, s = np.cos(theta), np.sin(theta)
-    xyz = xyz @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    xyz = rotate_z(xyz, rng.uniform(0, 2 * np.pi))
     if mirror:
         xyz = xyz * np.array([-1.0, 1.0, 1.0])
     xyz = xyz + rng.normal(scale=rng.uniform(0, cfg.noise_m), size=xyz.shape)
@@ -200,20 +201,25 @@ class TrainingPlaces(Dataset):
         # some views cover less ground than a full submap (other submap sizes)
         reach = cfg.radius * (rng.uniform(cfg.min_reach, 1.0) if cfg.augment
                               and rng.random() < 0.3 else 1.1)
-        index = np.asarray(self.tree.query_ball_point(pose, reach), dtype=np.int64)
-        if len(index) < MIN_PLACE_POINTS // 4:  # a small cut into an empty patch
-            index = np.asarray(self.tree.query_ball_point(pose, cfg.radius * 1.1),
-                               dtype=np.int64)
-        xyz = self.xyz[index].copy()
-        intensity = None if self.intensity is None else self.intensity[index]
-        centre = np.array([pose[0], pose[1], np.median(xyz[:, 2]) if len(xyz) else 0.0])
-        xyz -= centre
+        cloud = self.submap(pose, reach)
+        if len(cloud.xyz) < MIN_PLACE_POINTS // 4:  # a small cut into an empty patch
+            cloud = self.submap(pose, cfg.radius * 1.1)
+        xyz, intensity = cloud.xyz, cloud.intensity
         if cfg.augment:
             xyz, intensity = perturb(xyz, intensity, cfg, rng, mirror)
         # as a file's intensity is read: normalised per cloud
         intensity = None if intensity is None else normalise_intensity(intensity)
-        cloud = PointCloud(xyz, intensity, f"training view at {pose[0]:.0f}, {pose[1]:.0f}")
-        return cloud_rows(cloud, cfg, rng)[1]
+        return cloud_rows(PointCloud(xyz, intensity, cloud.source), cfg, rng)[1]
+
+    def submap(self, pose: np.ndarray, reach: float) -> PointCloud:
+        """The training cloud's points within ``reach`` metres (horizontal) of ``pose``,
+        in local coordinates (minus the pose and the points' median height)."""
+        index = np.asarray(self.tree.query_ball_point(pose, reach), dtype=np.int64)
+        xyz = self.xyz[index]
+        centre = np.array([pose[0], pose[1], np.median(xyz[:, 2]) if len(xyz) else 0.0])
+        intensity = None if self.intensity is None else self.intensity[index]
+        return PointCloud(xyz - centre, intensity,
+                          f"training submap at {pose[0]:.0f}, {pose[1]:.0f}")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
@@ -257,8 +263,6 @@ class PlaceFolderDataset(Dataset):
         return len(self.entries)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from domainvit.datasets.pointcloud import read_point_cloud
-
         entry = self.entries[index]
         cloud = read_point_cloud(entry.path, bin_format=self.folder.bin_format)
         rows = cloud_rows(cloud, self.cfg, file_rng(entry.path.name))[1]

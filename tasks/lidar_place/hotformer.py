@@ -316,9 +316,10 @@ class HOTFormerLoc(nn.Module):
         for down in self.stem_down:
             x, level = down(x, level)
         x = x + self.pos1(position_features(level.centre, cfg.coordinates))
+        counts = level.counts
+        plans1 = {d: window_plan(counts, cfg.window, d) for d in set(cfg.dilations)}
         for i, block in enumerate(self.stage1):
-            x = block(x, window_plan(level.counts, cfg.window,
-                                     cfg.dilations[i % len(cfg.dilations)]))
+            x = block(x, plans1[cfg.dilations[i % len(cfg.dilations)]])
         x, level = self.down(x, level)
         xs, levels = [x], [level]
         for down in self.pyramid_down:

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from domainvit.datasets.pointcloud import (
     POINT_SUFFIXES,
     PointCloud,
+    is_place_folder,
     read_place_folder,
     read_point_cloud,
 )
@@ -101,9 +102,7 @@ def _database_entries(root: Path) -> tuple[list[tuple[str, Path]], np.ndarray, s
     """(relative name, path) of the database clouds, their positions, the .bin format."""
     if not root.is_dir():
         raise UserError(f"database {root} is not a folder")
-    has_layout = (root / "poses.csv").is_file() or any(
-        p.is_dir() and any(p.glob("pointcloud_locations_*.csv")) for p in root.iterdir())
-    if has_layout:
+    if is_place_folder(root):
         folder = read_place_folder(root)
         entries = [(str(e.path.relative_to(root)), e.path) for e in folder.database]
         positions = np.array([e.position for e in folder.database], dtype=np.float64)
@@ -189,19 +188,23 @@ def default_database(cfg: LidarPlaceData) -> Path:
     return root
 
 
-def query_position(path: Path) -> np.ndarray | None:
-    """The query's pose, when it is listed in its place folder's ``poses.csv``."""
+def query_position(path: Path, known: dict[Path, dict[Path, np.ndarray]] | None = None
+                   ) -> np.ndarray | None:
+    """The query's pose, when it is listed in its place folder's ``poses.csv``. ``known``
+    keeps the poses of each folder read, so that many queries of one folder read its
+    ``poses.csv`` once."""
     root = path.parent.parent
     if path.parent.name != "queries" or not (root / "poses.csv").is_file():
         return None
-    try:
-        folder = read_place_folder(root)
-    except UserError:
-        return None
-    for entry in folder.queries:
-        if entry.path.resolve() == path.resolve():
-            return entry.position
-    return None
+    known = {} if known is None else known
+    if root not in known:
+        try:
+            folder = read_place_folder(root)
+        except UserError:
+            folder = None
+        known[root] = {} if folder is None else {
+            entry.path.resolve(): entry.position for entry in folder.queries}
+    return known[root].get(path.resolve())
 
 
 def match(database: Database, descriptor: np.ndarray, top_k: int,
@@ -243,10 +246,10 @@ def predict_clouds(model: nn.Module, cfg: LidarPlaceData, inputs: list[Path], ou
         clouds.append((path, rows, check))
     if database is None:
         database = describe_database(model, cfg, default_database(cfg))
-    written = []
+    written, known = [], {}
     for path, rows, check in clouds:
         descriptor = describe(model, [rows])[0]
-        position = query_position(path)
+        position = query_position(path, known)
         found = match(database, descriptor, cfg.top_k, position)
         stem = output_stem(path)
         target = out_dir / f"{stem}.descriptor.npy"

@@ -19,10 +19,13 @@ from domainvit.datasets import pointcloud
 from domainvit.datasets.pointcloud import (
     POINT_SUFFIXES,
     PointCloud,
+    is_place_folder,
+    outside_sector,
     preprocess,
     read_place_folder,
     read_point_cloud,
     remove_ground,
+    rotate_z,
     voxel_downsample,
 )
 from domainvit.errors import UserError
@@ -536,3 +539,30 @@ def test_oxford_errors(tmp_path):
     with raises(r"nofolder: 2015-02-03-08-45-10/pointcloud_locations_20m\.csv is there but "
                 r"its submap folder 2015-02-03-08-45-10/pointcloud_20m/ is not"):
         read_place_folder(root)
+
+
+def test_rotate_z_turns_counter_clockwise_and_keeps_the_other_columns():
+    points = np.array([[1.0, 0.0, 5.0, 0.7], [0.0, 2.0, -1.0, 0.1]])
+    turned = rotate_z(points, np.pi / 2)
+    np.testing.assert_allclose(turned, [[0.0, 1.0, 5.0, 0.7], [-2.0, 0.0, -1.0, 0.1]],
+                               atol=1e-12)
+    np.testing.assert_array_equal(points[0], [1.0, 0.0, 5.0, 0.7])  # the input is kept
+
+
+def test_outside_sector_drops_the_points_inside_it():
+    angles = np.radians([10.0, 50.0, 100.0, 200.0, 350.0])
+    points = np.column_stack([np.cos(angles), np.sin(angles), np.zeros(5)])
+    # the sector from 340 to 60 degrees (it wraps through 0)
+    keep = outside_sector(points, np.radians(340.0), np.radians(80.0))
+    assert keep.tolist() == [False, False, True, True, False]
+
+
+def test_is_place_folder_tells_layouts_from_plain_folders(tmp_path):
+    assert not is_place_folder(tmp_path)
+    (tmp_path / "poses.csv").write_text("split,file,x,y,z\n")
+    assert is_place_folder(tmp_path)
+    oxford = tmp_path / "oxford"
+    (oxford / "run1").mkdir(parents=True)
+    assert not is_place_folder(oxford)
+    (oxford / "run1" / "pointcloud_locations_20m.csv").write_text("timestamp,northing,easting\n")
+    assert is_place_folder(oxford)
