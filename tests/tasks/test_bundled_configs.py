@@ -1,5 +1,5 @@
-"""Every config shipped with the medical and hyperspectral tasks validates, and the
-GPU-scale models build and run on inputs of their working size."""
+"""Every config shipped with the medical, hyperspectral and lidar tasks validates, and
+the GPU-scale models build and run on inputs of their working size."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domainvit.config import load_config
 from domainvit.engine import build_model
 from domainvit.registry import get_task
 
-MEDICAL = ("medseg", "medcls", "hsi")
+MEDICAL = ("medseg", "medcls", "hsi", "lidar_place")
 
 
 @pytest.mark.parametrize("task", MEDICAL)
@@ -39,3 +39,19 @@ def test_paper_scale_hyperspectral_model_builds_for_salinas():
     with torch.no_grad():
         logits = model(torch.rand(2, cfg.model.in_bands, p, p))
     assert logits.shape == (2, len(cfg.data.classes)) and torch.isfinite(logits).all()
+
+
+def test_paper_scale_hotformerloc_builds_and_describes_a_cloud():
+    cfg = load_config("lidar_place/hotformerloc_paper")
+    model = build_model(get_task("lidar_place"), cfg).eval()
+    assert (cfg.model.channels, cfg.model.blocks, cfg.model.heads) == ((128, 256), (4, 10),
+                                                                       (8, 16))
+    g = torch.Generator().manual_seed(0)
+    rows = torch.zeros(1, cfg.data.points, 5)
+    rows[..., :2] = (torch.rand(1, cfg.data.points, 2, generator=g) * 2 - 1) * 18
+    rows[..., 2] = torch.randn(1, cfg.data.points, generator=g) * 3
+    rows[..., 4] = 1.0
+    with torch.no_grad():
+        descriptor = model(rows)
+    assert descriptor.shape == (1, 256)
+    torch.testing.assert_close(descriptor.norm(dim=1), torch.ones(1))

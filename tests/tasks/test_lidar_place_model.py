@@ -15,6 +15,7 @@ from domainvit.tasks.lidar_place.hotformer import (
     PointNetConfig,
     PointNetDescriptor,
     WindowAttention,
+    position_features,
 )
 from domainvit.tasks.lidar_place.loss import truncated_smooth_ap
 from domainvit.tasks.lidar_place.octree import (
@@ -176,3 +177,14 @@ def test_smooth_ap_ignores_clouds_between_the_thresholds():
         [[1.0, 0.0], [0.9, 0.3], [1.0, 0.01], [0.0, 1.0]]), dim=1)
     # cloud 2 (40 m away) is neither positive nor negative: its similarity does not count
     assert truncated_smooth_ap(d, positions) < 0.01
+
+
+def test_cylindrical_positions_are_range_azimuth_over_pi_and_height():
+    centre = torch.tensor([[0.0, 0.5, 0.2], [-0.3, 0.0, -0.1]])
+    cyl = position_features(centre, "cylindrical")
+    torch.testing.assert_close(cyl, torch.tensor([[0.5, 0.5, 0.2], [0.3, 1.0, -0.1]]))
+    assert torch.equal(position_features(centre, "cartesian"), centre)
+    torch.manual_seed(0)
+    model = HOTFormerLoc(TINY.model_copy(update={"coordinates": "cylindrical"}), extent=20.0)
+    with torch.no_grad():
+        assert torch.isfinite(model.eval()(clouds(2, 200))).all()
