@@ -222,7 +222,7 @@ def run_evaluation(
         task.update_metrics(metrics, _float_outputs(outputs), batch)
     result = {"loss": float(mean_loss.compute())}
     for name, value in metrics.compute().items():
-        value = value.detach().float().cpu()
+        value = torch.as_tensor(value).detach().float().cpu()  # floats are allowed too
         if value.numel() == 1:
             result[name] = float(value)
         elif curves and value.dim() == 1:

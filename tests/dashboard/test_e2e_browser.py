@@ -4,17 +4,20 @@ uploaded, the result is waited for, screenshotted (into the test's output folder
 checked on the page: the label overlay and its legend (medseg), the probability chart and
 the saliency map (medcls), the class map, its legend and the spectrum (hsi), the 3D view
 of a query cloud, its matches and the map of the database (lidar_place, with a held-out
-query of the sample benchmark).
+query of the sample benchmark), the field's amplitude and phase beside back-propagation's
+and the focus curve (holography, with a sample hologram).
 
 ``DOMAINVIT_SCREENSHOTS=DIR`` also saves one PNG per page into ``DIR`` (home.png,
-medseg.png, medcls.png, hsi.png, lidar_place.png); the README's screenshots are made this way::
+medseg.png, medcls.png, hsi.png, lidar_place.png, holography.png); the README's
+screenshots are made this way::
 
     DOMAINVIT_SCREENSHOTS=docs/screenshots pytest tests/dashboard/test_e2e_browser.py
 
 The medseg and medcls pages use the test checkpoints of ``conftest.py`` (no sample
 dataset is built); the hsi page uses the bundled quickstart checkpoint; the lidar_place
 page the bundled quickstart checkpoint when it is there, else one trained for the test
-(``test_dashboard_lidar_place.add_lidar_model``).
+(``test_dashboard_lidar_place.add_lidar_model``); the holography page an untrained tiny
+model (``test_dashboard_holography.add_holography_model``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ import pytest
 from domainvit.dashboard import testing as live
 from domainvit.datasets.brain import CLASS_NAMES
 from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
+from domainvit.registry import get_task
+from domainvit.tasks.holography.data import HolographyData
 from tests.dashboard.conftest import MEDCLS_MODEL, MEDSEG_MODEL, ROOT, add_medical_models
+from tests.dashboard.test_dashboard_holography import add_holography_model
 from tests.dashboard.test_dashboard_lidar_place import EASY_LABEL, add_lidar_model
 
 try:
@@ -62,7 +68,14 @@ def lidar_model(e2e_models) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(e2e_models, lidar_model, tmp_path_factory) -> Iterator[live.Server]:
+def holography_model(e2e_models) -> str:
+    """The label of the holography model (in the models folder before the server starts)."""
+    return add_holography_model(e2e_models)
+
+
+@pytest.fixture(scope="module")
+def server(e2e_models, lidar_model, holography_model,
+           tmp_path_factory) -> Iterator[live.Server]:
     log = tmp_path_factory.mktemp("e2e-server") / "server.log"
     with live.running_dashboard(log, models=e2e_models) as running:
         yield running
@@ -144,7 +157,7 @@ def brain_png(tmp_path_factory) -> Path:
 
 def test_home_page_lists_every_task(page, server, screenshot):
     live.open_page(page, server.url)
-    for task in ("medseg", "medcls", "hsi", "lidar_place"):
+    for task in ("medseg", "medcls", "hsi", "lidar_place", "holography"):
         assert page.get_by_role("button", name=f"Open the {task} page").is_visible()
         assert page.get_by_test_id("stSidebarNav").get_by_text(task, exact=True).count() == 1
     assert not live.page_errors(page)
@@ -240,3 +253,33 @@ def test_lidar_place_page_shows_the_cloud_its_matches_and_the_map(page, server, 
     stats = _element_picture(cloud)
     assert stats["coloured"] > 0.01, f"no height colours in the 3D view: {stats}"
     screenshot(page, "lidar_place")
+
+
+def test_holography_page_shows_the_field_beside_back_propagation_and_the_focus_curve(
+        page, server, screenshot, holography_model, tmp_path):
+    hologram = get_task("holography").sample_inputs(HolographyData(), tmp_path / "holo")[1]
+    upload = tmp_path / hologram.name  # without its sidecar: the page focuses automatically
+    upload.write_bytes(hologram.read_bytes())
+    live.open_page(page, server.url, "holography")
+    live.pick_model(page, holography_model)
+    live.upload(page, upload)
+    charts = page.get_by_test_id("stPlotlyChart")
+    live.wait_result(page, charts.nth(1))
+
+    assert charts.count() == 2
+    fields, focus = charts.nth(0), charts.nth(1)
+    # plotly draws each heatmap as an image in its SVG: four, amplitude and phase of both
+    heatmaps = fields.locator(".heatmaplayer image")
+    heatmaps.first.wait_for(timeout=30_000)
+    assert heatmaps.count() == 4
+    for title in ("holopaswin: amplitude", "holopaswin: phase",
+                  "back-propagation: amplitude", "back-propagation: phase"):
+        assert fields.get_by_text(title, exact=True).count() == 1, f"{title} not shown"
+    stats = _element_picture(fields)
+    assert stats["coloured"] > 0.01, f"no phase colours in the fields: {stats}"
+    focus.locator(".scatterlayer path.js-line").first.wait_for(timeout=30_000)
+    assert focus.get_by_text("chosen", exact=False).count() == 1
+    metric = page.get_by_test_id("stMetric").first
+    assert "Distance z" in metric.inner_text() and "by autofocus" in metric.inner_text()
+    assert page.get_by_role("button", name="Download the complex field (.npy)").is_visible()
+    screenshot(page, "holography")

@@ -1,0 +1,225 @@
+"""HoloPASWIN: physics-aware shifted-window reconstruction of inline holograms, and the
+U-Net baseline trained the same way.
+
+Both models run the same physics front end and differ only in the network between it and
+the output:
+
+    hologram I (mean 1) -> sqrt(I) -> ASM back-propagation over -z -> field U0
+    [Re U0, Im U0, z-map] -> network -> dU;  output U0 + dU  (one residual correction)
+
+- **HoloPASWIN**: the encoder is the shared core's hierarchical shifted-window transformer
+  (:class:`domainvit.backbone.DomainViT` with ``attn_kind="swin"``: Swin windows shifted
+  every other block, 2x2 patch merging), its stage outputs feed a convolutional decoder
+  with skip connections (and one full-resolution branch) that predicts ``dU``.
+- **U-Net**: a plain convolutional U-Net of about the same size.
+
+**Distance conditioning**: ``z`` is an input. It sets the back-propagation distance, and
+enters the network as a constant channel, normalised over the training range
+(``z_range_m``); trained over a range of ``z`` (and with a jittered ``z`` on part of the
+batches, see ``data.z_jitter_mm``) the network learns to finish focusing a field that
+the given distance left slightly out of focus.
+
+**Any input size**: both networks are fully convolutional; the inputs are padded (by
+reflection) to a multiple of the total stride and the output cropped back, so the field
+comes out the shape of the hologram, from ``min_size`` pixels up.
+
+Outputs are ``[B, 2, H, W]`` (real, imaginary) float32; :func:`as_complex` turns them into a
+complex field.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from domainvit.backbone import DomainViT
+from domainvit.optics import propagate
+from domainvit.schema import StrictModel
+
+__all__ = ["HoloPASWIN", "HoloPASWINConfig", "HoloUNet", "HoloUNetConfig", "as_complex"]
+
+
+def as_complex(channels: torch.Tensor) -> torch.Tensor:
+    """``[B, 2, H, W]`` (real, imaginary) -> ``[B, H, W]`` complex64."""
+    return torch.complex(channels[:, 0].float(), channels[:, 1].float())
+
+
+def _conv_block(in_chans: int, out_chans: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
+        nn.GELU(),
+        nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
+        nn.GELU(),
+    )
+
+
+class _Up(nn.Module):
+    """Upsample x2 (bilinear), concatenate the skip, two convolutions."""
+
+    def __init__(self, in_chans: int, skip_chans: int, out_chans: int) -> None:
+        super().__init__()
+        self.block = _conv_block(in_chans + skip_chans, out_chans)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([x, skip], dim=1))
+
+
+class HolographyModel(nn.Module):
+    """The physics front end and the residual output shared by both networks.
+
+    Subclasses set ``self.body`` (``[B, 3, H, W]`` -> ``[B, 2, H, W]``) and ``stride``.
+    """
+
+    stride: int = 1
+    min_size: int = 16
+
+    def __init__(self, wavelength_m: float, pixel_m: float, z_range_m: tuple[float, float],
+                 pad_factor: float = 2.0) -> None:
+        super().__init__()
+        self.in_chans = 1
+        self.wavelength_m = float(wavelength_m)
+        self.pixel_m = float(pixel_m)
+        self.z_range_m = (float(z_range_m[0]), float(z_range_m[1]))
+        self.pad_factor = float(pad_factor)
+
+    def back_propagate(self, hologram: torch.Tensor, z: torch.Tensor,
+                       wavelength_m: float | None = None, pixel_m: float | None = None,
+                       ) -> torch.Tensor:
+        """Plain ASM back-propagation of ``hologram [B, 1, H, W]`` (mean 1) over ``z [B]``
+        (metres): the complex field ``[B, H, W]``."""
+        amplitude = hologram[:, 0].float().clamp_min(0).sqrt()
+        return propagate(amplitude.to(torch.complex64), -z.double(),
+                         wavelength_m or self.wavelength_m, pixel_m or self.pixel_m,
+                         pad_factor=self.pad_factor)
+
+    def z_channel(self, z: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+        low, high = self.z_range_m
+        scaled = (z.float() - 0.5 * (low + high)) / max(0.5 * (high - low), 1e-9)
+        return scaled.reshape(-1, 1, 1, 1).expand(-1, 1, *shape)
+
+    def forward(self, hologram: torch.Tensor, z: torch.Tensor,
+                wavelength_m: float | None = None, pixel_m: float | None = None) -> torch.Tensor:
+        if hologram.dim() != 4 or hologram.shape[1] != 1:
+            raise ValueError(f"expected holograms [B, 1, H, W], got {list(hologram.shape)}")
+        height, width = hologram.shape[-2:]
+        if min(height, width) < self.min_size:
+            raise ValueError(f"holograms must be at least {self.min_size} pixels on a side, "
+                             f"got {height}x{width}")
+        z = torch.as_tensor(z, device=hologram.device).reshape(-1).expand(hologram.shape[0])
+        field = self.back_propagate(hologram, z, wavelength_m, pixel_m)
+        channels = torch.stack([field.real, field.imag], dim=1)
+        x = torch.cat([channels, self.z_channel(z, (height, width))], dim=1)
+        pad_h = -height % self.stride
+        pad_w = -width % self.stride
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        correction = self.body(x)[..., :height, :width]
+        return channels + correction.float()
+
+
+class HoloPASWINConfig(StrictModel):
+    name: Literal["holopaswin"] = "holopaswin"
+    embed_dim: int = Field(32, ge=8)
+    depths: tuple[int, ...] = (2, 2, 2)
+    window_size: int = Field(8, ge=2)
+    head_dim: int = Field(16, ge=4)
+    stem_stride: int = Field(2, ge=1)
+    full_res_chans: int = Field(16, ge=4)
+    drop_path_rate: float = Field(0.05, ge=0.0, lt=1.0)
+
+
+class HoloPASWIN(HolographyModel):
+    """Shifted-window transformer encoder + convolutional decoder on the back-propagated
+    field (see the module docstring)."""
+
+    def __init__(self, wavelength_m: float, pixel_m: float, z_range_m: tuple[float, float],
+                 pad_factor: float = 2.0, embed_dim: int = 32, depths: tuple[int, ...] = (2, 2, 2),
+                 window_size: int = 8, head_dim: int = 16, stem_stride: int = 2,
+                 full_res_chans: int = 16, drop_path_rate: float = 0.0) -> None:
+        super().__init__(wavelength_m, pixel_m, z_range_m, pad_factor)
+        pair = ({"window_size": window_size, "shift": False},
+                {"window_size": window_size, "shift": True})
+        self.encoder = DomainViT(
+            in_chans=3, num_classes=0, global_pool="", embed_dim=embed_dim, depths=depths,
+            head_dim=head_dim, attn_kind="swin", attn_options=[pair] * len(depths),
+            stem="patch", stem_stride=stem_stride, downsample="merge",
+            drop_path_rate=drop_path_rate,
+        )
+        self.stride = stem_stride * 2 ** (len(depths) - 1)
+        dims = [info["num_chs"] for info in self.encoder.feature_info]
+        self.full_res = _conv_block(3, full_res_chans)
+        ups = []
+        for i in range(len(dims) - 1, 0, -1):
+            ups.append(_Up(dims[i], dims[i - 1], dims[i - 1]))
+        self.ups = nn.ModuleList(ups)
+        self.last_up = _Up(dims[0], full_res_chans, full_res_chans)
+        self.head = nn.Conv2d(full_res_chans, 2, 1)
+        nn.init.zeros_(self.head.weight)  # the untrained model is plain back-propagation
+        nn.init.zeros_(self.head.bias)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.encoder.forward_intermediates(x, intermediates_only=True)
+        y = features[-1]
+        for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
+            y = up(y, skip)
+        return self.head(self.last_up(y, self.full_res(x)))
+
+    @classmethod
+    def from_config(cls, cfg: HoloPASWINConfig, data: object) -> HoloPASWIN:
+        return cls(data.wavelength_nm * 1e-9, data.pixel_um * 1e-6,
+                   (data.z_min_mm * 1e-3, data.z_max_mm * 1e-3), data.pad_factor,
+                   embed_dim=cfg.embed_dim, depths=cfg.depths, window_size=cfg.window_size,
+                   head_dim=cfg.head_dim, stem_stride=cfg.stem_stride,
+                   full_res_chans=cfg.full_res_chans, drop_path_rate=cfg.drop_path_rate)
+
+
+class HoloUNetConfig(StrictModel):
+    name: Literal["unet"] = "unet"
+    widths: tuple[int, ...] = (24, 48, 96, 160)
+
+
+class HoloUNet(HolographyModel):
+    """A convolutional U-Net on the same input, with the same residual output."""
+
+    def __init__(self, wavelength_m: float, pixel_m: float, z_range_m: tuple[float, float],
+                 pad_factor: float = 2.0, widths: tuple[int, ...] = (24, 48, 96, 160)) -> None:
+        super().__init__(wavelength_m, pixel_m, z_range_m, pad_factor)
+        if len(widths) < 2:
+            raise ValueError(f"a U-Net needs at least two widths, got {widths}")
+        self.stride = 2 ** (len(widths) - 1)
+        self.downs = nn.ModuleList(
+            [_conv_block(3, widths[0])]
+            + [_conv_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
+        )
+        self.ups = nn.ModuleList(
+            [_Up(widths[i], widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
+        )
+        self.head = nn.Conv2d(widths[0], 2, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, down in enumerate(self.downs):
+            x = down(F.max_pool2d(x, 2) if i else x)
+            skips.append(x)
+        y = skips[-1]
+        for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
+            y = up(y, skip)
+        return self.head(y)
+
+    @classmethod
+    def from_config(cls, cfg: HoloUNetConfig, data: object) -> HoloUNet:
+        return cls(data.wavelength_nm * 1e-9, data.pixel_um * 1e-6,
+                   (data.z_min_mm * 1e-3, data.z_max_mm * 1e-3), data.pad_factor,
+                   widths=cfg.widths)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
