@@ -56,6 +56,21 @@ def write_geotiff(path: Path, data, crs: str | None = "EPSG:32616", **tags) -> P
     return path
 
 
+def load_trained(task: str, config: Path, checkpoint: Path) -> tuple:
+    """``(model, config, meta)`` of a checkpoint trained from ``config`` by a test, built
+    as ``domainvit predict`` builds it (the recorded data facts filled in), in eval mode."""
+    from domainvit import checkpoint as ckpt
+    from domainvit.config import load_config
+    from domainvit.engine import build_model, inference_config, load_inference_weights
+    from domainvit.registry import get_task
+
+    meta = ckpt.read_meta(checkpoint)
+    cfg = inference_config(load_config(str(config)), meta)
+    model = build_model(get_task(task), cfg)
+    load_inference_weights(model, cfg, checkpoint)
+    return model.eval(), cfg, meta
+
+
 @pytest.fixture
 def smoke_config(tmp_path: Path) -> Path:
     """A fast smoke-task config written to a file (dropout off unless a test turns it on)."""

@@ -45,12 +45,15 @@ def backprop_fields(holograms: np.ndarray, z_m: np.ndarray, wavelength_m: float,
 
 
 def twin_fields(holograms: np.ndarray, z_m: np.ndarray, wavelength_m: float, pixel_m: float,
-                pad_factor: float = 2.0, **options: Any) -> np.ndarray:
-    """Iterative twin-image removal of each hologram."""
-    return np.stack([
-        remove_twin_image(torch.as_tensor(h), float(z), wavelength_m, pixel_m,
-                          pad_factor=pad_factor, **options).numpy()
-        for h, z in zip(holograms, z_m, strict=True)])
+                pad_factor: float = 2.0, batch_size: int = 64, **options: Any) -> np.ndarray:
+    """Iterative twin-image removal of each hologram (in batches)."""
+    out = []
+    for start in range(0, len(holograms), batch_size):
+        part = torch.as_tensor(holograms[start:start + batch_size], dtype=torch.float32)
+        z = torch.as_tensor(z_m[start:start + batch_size], dtype=torch.float64)
+        out.append(remove_twin_image(part, z, wavelength_m, pixel_m, pad_factor=pad_factor,
+                                     **options).numpy())
+    return np.concatenate(out)
 
 
 @torch.no_grad()

@@ -129,6 +129,8 @@ class HoloPASWINConfig(StrictModel):
     window_size: int = Field(8, ge=2)
     head_dim: int = Field(16, ge=4)
     stem_stride: int = Field(2, ge=1)
+    #: ``patch`` (one convolution, kernel = stride, as Swin) or ``overlap`` (3x3 convolutions)
+    stem: Literal["patch", "overlap"] = "patch"
     full_res_chans: int = Field(16, ge=4)
     drop_path_rate: float = Field(0.05, ge=0.0, lt=1.0)
 
@@ -140,14 +142,15 @@ class HoloPASWIN(HolographyModel):
     def __init__(self, wavelength_m: float, pixel_m: float, z_range_m: tuple[float, float],
                  pad_factor: float = 2.0, embed_dim: int = 32, depths: tuple[int, ...] = (2, 2, 2),
                  window_size: int = 8, head_dim: int = 16, stem_stride: int = 2,
-                 full_res_chans: int = 16, drop_path_rate: float = 0.0) -> None:
+                 full_res_chans: int = 16, drop_path_rate: float = 0.0,
+                 stem: str = "patch") -> None:
         super().__init__(wavelength_m, pixel_m, z_range_m, pad_factor)
         pair = ({"window_size": window_size, "shift": False},
                 {"window_size": window_size, "shift": True})
         self.encoder = DomainViT(
             in_chans=3, num_classes=0, global_pool="", embed_dim=embed_dim, depths=depths,
             head_dim=head_dim, attn_kind="swin", attn_options=[pair] * len(depths),
-            stem="patch", stem_stride=stem_stride, downsample="merge",
+            stem=stem, stem_stride=stem_stride, downsample="merge",
             drop_path_rate=drop_path_rate,
         )
         self.stride = stem_stride * 2 ** (len(depths) - 1)
@@ -175,7 +178,8 @@ class HoloPASWIN(HolographyModel):
                    (data.z_min_mm * 1e-3, data.z_max_mm * 1e-3), data.pad_factor,
                    embed_dim=cfg.embed_dim, depths=cfg.depths, window_size=cfg.window_size,
                    head_dim=cfg.head_dim, stem_stride=cfg.stem_stride,
-                   full_res_chans=cfg.full_res_chans, drop_path_rate=cfg.drop_path_rate)
+                   full_res_chans=cfg.full_res_chans, drop_path_rate=cfg.drop_path_rate,
+                   stem=cfg.stem)
 
 
 class HoloUNetConfig(StrictModel):

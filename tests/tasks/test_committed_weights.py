@@ -171,10 +171,74 @@ def test_lidar_place_quickstart_holds_up_on_harder_queries(lidar_quickstart, kin
     assert harder["recall_at_1"] >= base - 0.15, (kind, strength, harder["recall_at_1"], base)
 
 
+@pytest.fixture(scope="module")
+def holography_test():
+    """The held-out test holograms of holo-cells (mean 1), their truth and the shipped
+    HoloPASWIN."""
+    from domainvit.analysis.common import load_model
+    from domainvit.datasets.holo_cells import HOLO_CELLS, load_benchmark, normalise_hologram
+
+    load_tasks()
+    arrays = load_benchmark(prepare(HOLO_CELLS), "test")
+    paswin = load_model("holography/quickstart", weights("holography", "quickstart"))
+    return normalise_hologram(arrays["holograms"]), arrays, paswin
+
+
+def _phase_psnr(fields, arrays, source=None) -> float:
+    from domainvit.tasks.holography.analysis import score_fields
+
+    scores = score_fields(fields, arrays["fields"])["phase_psnr"]
+    keep = np.ones(len(scores), bool) if source is None else arrays["source"] == source
+    return float(scores[keep].mean())
+
+
+def test_holography_quickstart_beats_the_physical_baselines(holography_test):
+    """Phase PSNR on held-out objects (procedural, and crops of a real phase image no model
+    trained on) above plain back-propagation and iterative twin-image removal by 2 dB,
+    overall and on the real cell alone; the iterative baseline itself beats plain
+    back-propagation. (The target of beating the U-Net trained on the same data and
+    budget is not reached: the U-Net scores 2 dB more; tasks/holography/README.md.)"""
+    from domainvit.tasks.holography import analysis as ha
+
+    holograms, arrays, (model, cfg) = holography_test
+    data, z = cfg.data, arrays["z_m"]
+    ours = ha.model_fields(model, holograms, z, data.wavelength_m, data.pixel_m)
+    asm = ha.backprop_fields(holograms, z, data.wavelength_m, data.pixel_m)
+    twin = ha.twin_fields(holograms, z, data.wavelength_m, data.pixel_m)
+    for source in (None, "real-cell"):
+        score = _phase_psnr(ours, arrays, source)
+        others = {"asm": _phase_psnr(asm, arrays, source),
+                  "twin": _phase_psnr(twin, arrays, source)}
+        assert all(score > v + 2.0 for v in others.values()), (source, score, others)
+    assert _phase_psnr(twin, arrays) > _phase_psnr(asm, arrays) + 1.0
+
+
+@pytest.mark.parametrize("condition", ["+0.5 mm", "-0.5 mm", "+0.5 mm refined", "autofocus"])
+def test_holography_quickstart_survives_defocus(holography_test, condition):
+    """With the distance off by 0.5 mm (as given, or refined by autofocus as ``predict``
+    does) or found by autofocus alone, phase PSNR stays within 3 dB of the in-focus one."""
+    from domainvit.tasks.holography import analysis as ha
+
+    holograms, arrays, (model, cfg) = holography_test
+    data, z = cfg.data, arrays["z_m"]
+    focused = _phase_psnr(ha.model_fields(model, holograms, z, data.wavelength_m,
+                                          data.pixel_m), arrays)
+    if condition == "autofocus":
+        z = ha.autofocus_distances(holograms, data)
+    else:
+        z = z + float(condition.split()[0]) * 1e-3
+        if condition.endswith("refined"):
+            z = ha.refine_distances(holograms, z, data)
+    score = _phase_psnr(ha.model_fields(model, holograms, z, data.wavelength_m,
+                                        data.pixel_m), arrays)
+    assert score >= focused - 3.0, (condition, score, focused)
+
+
 def test_bundled_models_load_without_their_training_data(monkeypatch):
     """The dashboard and ``domainvit predict`` build a bundled model from its checkpoint
     alone: class names, channels and image size come from its recorded ``data_info``."""
     from domainvit.dashboard.checkpoints import BUNDLED, discover, load_model
+    from domainvit.tasks.holography import data as holo_data
     from domainvit.tasks.lidar_place import data as lidar_data
     from domainvit.tasks.medcls import data as medcls_data
     from domainvit.tasks.medseg import data as medseg_data
@@ -182,15 +246,15 @@ def test_bundled_models_load_without_their_training_data(monkeypatch):
     def refuse(name):
         raise AssertionError(f"building a bundled model prepared the dataset {name}")
 
-    for module in (medcls_data, medseg_data, lidar_data):
+    for module in (medcls_data, medseg_data, lidar_data, holo_data):
         monkeypatch.setattr(module, "prepare", refuse)
     tasks = list(load_tasks().values())
     catalogue = discover(tasks, models_env="")
     bundled = [c for task in tasks for c in catalogue.for_task(task.name) if c.source == BUNDLED]
     assert sorted(c.name for c in bundled) == [
-        "indian_pines", "landcover_s2", "quickstart", "quickstart", "quickstart",
+        "indian_pines", "landcover_s2", "quickstart", "quickstart", "quickstart", "quickstart",
         "quickstart2d", "quickstart3d", "quickstart_macmd", "quickstart_pointnet",
-        "quickstart_s2"]
+        "quickstart_s2", "quickstart_unet"]
     for checkpoint in bundled:
         loaded = load_model(checkpoint)
         assert not loaded.model.training

@@ -17,23 +17,22 @@ import torch
 import yaml
 
 from domainvit import checkpoint as ckpt
-from domainvit.config import load_config
 from domainvit.datasets.holo_cells import (
     HologramSimulator,
     SimulationSettings,
     normalise_hologram,
 )
 from domainvit.distribution import InputGuard
-from domainvit.engine import build_model, evaluate, inference_config, load_inference_weights, train
+from domainvit.engine import evaluate, train
 from domainvit.errors import UserError
 from domainvit.optics import propagate
-from domainvit.registry import get_task, load_tasks
+from domainvit.registry import load_tasks
 from domainvit.tasks.holography.data import HolographyData, build_dataset
 from domainvit.tasks.holography.loss import HoloLossWeights, holo_loss
 from domainvit.tasks.holography.metrics import field_scores
 from domainvit.tasks.holography.paswin import HoloPASWIN, HoloUNet
 from domainvit.tasks.holography.predict import predict_holograms, read_hologram
-from tests.conftest import run_cli
+from tests.conftest import load_trained, run_cli
 
 OPTICS = (532e-9, 4.65e-6, (3e-3, 9e-3))
 TINY_MODEL = {"name": "holopaswin", "embed_dim": 8, "depths": [1, 1], "window_size": 4,
@@ -119,7 +118,13 @@ def test_training_items_jitter_the_given_distance_only_when_asked():
 # --- models, loss, metrics -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("build", [tiny_paswin, lambda: HoloUNet(*OPTICS, widths=(4, 8))])
+def tiny_paswin_overlap() -> HoloPASWIN:
+    return HoloPASWIN(*OPTICS, embed_dim=8, depths=(1, 1), window_size=4, head_dim=8,
+                      full_res_chans=4, stem="overlap")
+
+
+@pytest.mark.parametrize("build", [tiny_paswin, tiny_paswin_overlap,
+                                   lambda: HoloUNet(*OPTICS, widths=(4, 8))])
 def test_models_keep_any_input_shape_and_start_as_back_propagation(build):
     model = build().eval()
     hologram = torch.rand(2, 1, 37, 53) + 0.5
@@ -188,11 +193,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _model(trained):
-    config, checkpoint = trained
-    cfg = inference_config(load_config(str(config)), ckpt.read_meta(checkpoint))
-    model = build_model(get_task("holography"), cfg)
-    load_inference_weights(model, cfg, checkpoint)
-    return model.eval(), cfg, ckpt.read_meta(checkpoint)
+    return load_trained("holography", *trained)
 
 
 def test_a_short_training_beats_plain_back_propagation(trained):

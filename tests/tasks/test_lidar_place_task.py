@@ -16,15 +16,14 @@ import pytest
 import yaml
 
 from domainvit import checkpoint as ckpt
-from domainvit.config import load_config
 from domainvit.datasets.pointcloud import PointCloud, read_place_folder, read_point_cloud
 from domainvit.datasets.registry import prepare
 from domainvit.distribution import InputGuard
-from domainvit.engine import build_model, inference_config, load_inference_weights, train
-from domainvit.registry import get_task, load_tasks
+from domainvit.engine import train
+from domainvit.registry import load_tasks
 from domainvit.tasks.lidar_place.distribution import compare_cloud
 from domainvit.tasks.lidar_place.predict import CACHE_NAME, describe_database, predict_clouds
-from tests.conftest import run_cli
+from tests.conftest import load_trained, run_cli
 
 TINY_MODEL = {"name": "hotformerloc", "depth": 5, "stem_downsample": 1, "channels": [16, 32],
               "blocks": [1, 1], "heads": [2, 4], "window": 16, "pool_tokens": [4, 2, 2],
@@ -77,11 +76,7 @@ def trained(benchmark, tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _model(trained):
-    config, checkpoint = trained
-    cfg = inference_config(load_config(str(config)), ckpt.read_meta(checkpoint))
-    model = build_model(get_task("lidar_place"), cfg)
-    load_inference_weights(model, cfg, checkpoint)
-    return model.eval(), cfg, ckpt.read_meta(checkpoint)
+    return load_trained("lidar_place", *trained)
 
 
 def test_eval_scores_a_place_folder_of_ones_own(trained, place_root):
