@@ -7,10 +7,13 @@ the output:
     hologram I (mean 1) -> sqrt(I) -> ASM back-propagation over -z -> field U0
     [Re U0, Im U0, z-map] -> network -> dU;  output U0 + dU  (one residual correction)
 
-- **HoloPASWIN**: the encoder is the shared core's hierarchical shifted-window transformer
-  (:class:`domainvit.backbone.DomainViT` with ``attn_kind="swin"``: Swin windows shifted
-  every other block, 2x2 patch merging), its stage outputs feed a convolutional decoder
-  with skip connections (and one full-resolution branch) that predicts ``dU``.
+- **HoloPASWIN**: convolutional levels at full resolution and below (``full_res_chans``,
+  ``conv_widths``) keep the fine detail; the shared core's hierarchical shifted-window
+  transformer (:class:`domainvit.backbone.DomainViT` with ``attn_kind="swin"``: Swin
+  windows shifted every other block, 2x2 patch merging) on the last level supplies the
+  field-wide context (the twin image spreads over the whole field); a convolutional
+  decoder with every level as a skip predicts ``dU``. Without ``conv_widths`` the
+  transformer's stem takes the input itself (a Swin U-Net, as published).
 - **U-Net**: a plain convolutional U-Net of about the same size.
 
 **Distance conditioning**: ``z`` is an input. It sets the back-propagation distance, and
@@ -132,6 +135,10 @@ class HoloPASWINConfig(StrictModel):
     #: ``patch`` (one convolution, kernel = stride, as Swin) or ``overlap`` (3x3 convolutions)
     stem: Literal["patch", "overlap"] = "patch"
     full_res_chans: int = Field(16, ge=4)
+    #: widths of convolutional levels between the full-resolution block and the
+    #: transformer (each at half the previous resolution); empty: the transformer's stem
+    #: takes the input itself
+    conv_widths: tuple[int, ...] = ()
     drop_path_rate: float = Field(0.05, ge=0.0, lt=1.0)
 
 
@@ -143,34 +150,49 @@ class HoloPASWIN(HolographyModel):
                  pad_factor: float = 2.0, embed_dim: int = 32, depths: tuple[int, ...] = (2, 2, 2),
                  window_size: int = 8, head_dim: int = 16, stem_stride: int = 2,
                  full_res_chans: int = 16, drop_path_rate: float = 0.0,
-                 stem: str = "patch") -> None:
+                 stem: str = "patch", conv_widths: tuple[int, ...] = ()) -> None:
         super().__init__(wavelength_m, pixel_m, z_range_m, pad_factor)
         pair = ({"window_size": window_size, "shift": False},
                 {"window_size": window_size, "shift": True})
+        chans = [full_res_chans, *conv_widths]
+        self.convs = nn.ModuleList(
+            [_conv_block(chans[i], chans[i + 1]) for i in range(len(conv_widths))])
         self.encoder = DomainViT(
-            in_chans=3, num_classes=0, global_pool="", embed_dim=embed_dim, depths=depths,
+            in_chans=chans[-1] if conv_widths else 3, num_classes=0, global_pool="",
+            embed_dim=embed_dim, depths=depths,
             head_dim=head_dim, attn_kind="swin", attn_options=[pair] * len(depths),
             stem=stem, stem_stride=stem_stride, downsample="merge",
             drop_path_rate=drop_path_rate,
         )
-        self.stride = stem_stride * 2 ** (len(depths) - 1)
+        self.stride = 2 ** len(conv_widths) * stem_stride * 2 ** (len(depths) - 1)
         dims = [info["num_chs"] for info in self.encoder.feature_info]
         self.full_res = _conv_block(3, full_res_chans)
         ups = []
         for i in range(len(dims) - 1, 0, -1):
             ups.append(_Up(dims[i], dims[i - 1], dims[i - 1]))
         self.ups = nn.ModuleList(ups)
-        self.last_up = _Up(dims[0], full_res_chans, full_res_chans)
+        # up through the convolutional levels (deepest first) to full resolution
+        self.conv_ups = nn.ModuleList(
+            [_Up(dims[0] if i == len(chans) - 1 else chans[i + 1], chans[i], chans[i])
+             for i in range(len(chans) - 1, 0, -1)])
+        self.last_up = _Up(chans[1] if conv_widths else dims[0], full_res_chans,
+                           full_res_chans)
         self.head = nn.Conv2d(full_res_chans, 2, 1)
         nn.init.zeros_(self.head.weight)  # the untrained model is plain back-propagation
         nn.init.zeros_(self.head.bias)
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder.forward_intermediates(x, intermediates_only=True)
+        levels = [self.full_res(x)]
+        for conv in self.convs:
+            levels.append(conv(F.max_pool2d(levels[-1], 2)))
+        features = self.encoder.forward_intermediates(levels[-1] if self.convs else x,
+                                                      intermediates_only=True)
         y = features[-1]
         for up, skip in zip(self.ups, reversed(features[:-1]), strict=True):
             y = up(y, skip)
-        return self.head(self.last_up(y, self.full_res(x)))
+        for up, skip in zip(self.conv_ups, reversed(levels[1:]), strict=True):
+            y = up(y, skip)
+        return self.head(self.last_up(y, levels[0]))
 
     @classmethod
     def from_config(cls, cfg: HoloPASWINConfig, data: object) -> HoloPASWIN:
@@ -179,7 +201,7 @@ class HoloPASWIN(HolographyModel):
                    embed_dim=cfg.embed_dim, depths=cfg.depths, window_size=cfg.window_size,
                    head_dim=cfg.head_dim, stem_stride=cfg.stem_stride,
                    full_res_chans=cfg.full_res_chans, drop_path_rate=cfg.drop_path_rate,
-                   stem=cfg.stem)
+                   stem=cfg.stem, conv_widths=cfg.conv_widths)
 
 
 class HoloUNetConfig(StrictModel):

@@ -1,5 +1,5 @@
-"""Every config shipped with the medical, hyperspectral and lidar tasks validates, and
-the GPU-scale models build and run on inputs of their working size."""
+"""Every config shipped with the medical, hyperspectral, lidar and holography tasks
+validates, and the GPU-scale models build and run on inputs of their working size."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from domainvit.config import load_config
 from domainvit.engine import build_model
 from domainvit.registry import get_task
 
-MEDICAL = ("medseg", "medcls", "hsi", "lidar_place")
+MEDICAL = ("medseg", "medcls", "hsi", "lidar_place", "holography")
 
 
 @pytest.mark.parametrize("task", MEDICAL)
@@ -55,3 +55,18 @@ def test_paper_scale_hotformerloc_builds_and_describes_a_cloud():
         descriptor = model(rows)
     assert descriptor.shape == (1, 256)
     torch.testing.assert_close(descriptor.norm(dim=1), torch.ones(1))
+
+
+def test_paper_scale_holography_model_reconstructs_a_224_pixel_hologram():
+    """HoloPASWIN at the published scale (224 x 224, 20 mm): a field of the hologram's
+    shape, plain back-propagation before training, and the size of a Swin-T U-Net."""
+    cfg = load_config("holography/holopaswin_paper")
+    model = build_model(get_task("holography"), cfg).eval()
+    hologram = torch.rand(1, 1, 224, 224) + 0.5
+    z = torch.tensor([20e-3], dtype=torch.float64)
+    with torch.no_grad():
+        out = model(hologram, z)
+        plain = model.back_propagate(hologram, z)
+    assert out.shape == (1, 2, 224, 224)
+    assert torch.allclose(torch.complex(out[:, 0], out[:, 1]), plain, atol=1e-5)
+    assert 20e6 < sum(p.numel() for p in model.parameters()) < 60e6
