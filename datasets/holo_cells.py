@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -374,7 +374,3 @@ def load_benchmark(folder: Path, split: str) -> dict[str, np.ndarray]:
         raise UserError(f"{path} is missing: run `domainvit data prepare --force {HOLO_CELLS}`")
     with np.load(path, allow_pickle=False) as arrays:
         return {key: arrays[key] for key in arrays.files}
-
-
-def with_settings(settings: SimulationSettings, **changes: object) -> SimulationSettings:
-    return replace(settings, **changes)

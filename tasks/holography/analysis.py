@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.datasets.holo_cells import normalise_hologram
 from domainvit.optics import propagate
 from domainvit.tasks.holography.metrics import field_scores
 from domainvit.tasks.holography.predict import HoloParams, choose_distance
@@ -108,8 +107,3 @@ def summarise(scores: dict[str, np.ndarray], groups: Sequence[str] | None = None
             keep = groups == group
             result[group] = {name: float(np.mean(v[keep])) for name, v in scores.items()}
     return result
-
-
-def normalised(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """The mean-1 holograms of a benchmark split's raw counts."""
-    return normalise_hologram(arrays["holograms"])

@@ -244,8 +244,3 @@ class HoloUNet(HolographyModel):
         return cls(data.wavelength_nm * 1e-9, data.pixel_um * 1e-6,
                    (data.z_min_mm * 1e-3, data.z_max_mm * 1e-3), data.pad_factor,
                    widths=cfg.widths)
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
