@@ -37,6 +37,7 @@ __all__ = [
     "InputCheck",
     "InputGuard",
     "OutOfDistributionError",
+    "outside_quantiles",
     "quantile_shift",
     "quantiles",
     "refuse",
@@ -211,3 +212,14 @@ def quantile_shift(values: Sequence[float], reference: Sequence[float]) -> float
     scale = max(reference[high] - reference[low], 1e-12)
     inner = slice(QUANTILES.index(0.01), QUANTILES.index(0.99) + 1)
     return float(np.max(np.abs(values[inner] - reference[inner])) / scale)
+
+
+def outside_quantiles(value: float, reference: Sequence[float], widen: float = 0.5,
+                      ) -> tuple[float, float] | None:
+    """For a per-input statistic ``value`` against the :data:`QUANTILES` of the same
+    statistic over the training inputs: ``None`` when it lies within their 0.5-99.5% range
+    widened by ``widen`` times that range on either side, else the (unwidened) range, for
+    the message."""
+    low, high = reference[0], reference[-1]
+    margin = widen * (high - low)
+    return None if low - margin <= value <= high + margin else (low, high)

@@ -18,17 +18,20 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
+import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import nn
 
 __all__ = [
     "AXIS_NAMES",
     "ClassifierHead",
+    "ConvUp",
     "PatchEmbed",
     "PatchMerging",
     "channels_first",
     "channels_last",
     "check_choice",
+    "conv_block",
     "check_ndim",
     "factory_device",
     "init_linear_weights",
@@ -240,3 +243,27 @@ class ClassifierHead(nn.Module):
         if not pre_logits:
             x = self.fc(x)
         return x if self.pool_type else channels_first(x)
+
+
+def conv_block(in_chans: int, out_chans: int) -> nn.Sequential:
+    """Two 3x3 convolutions, each followed by group norm (at most 8 groups) and GELU: the
+    convolutional level of the image-to-image models (U-Net encoders and decoders)."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
+        nn.GELU(),
+        nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
+        nn.GELU(),
+    )
+
+
+class ConvUp(nn.Module):
+    """A U-Net decoder step: bilinear upsampling to the skip's size, concatenation with the
+    skip, :func:`conv_block`."""
+
+    def __init__(self, in_chans: int, skip_chans: int, out_chans: int) -> None:
+        super().__init__()
+        self.block = conv_block(in_chans + skip_chans, out_chans)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.block(torch.cat([x, skip], dim=1))

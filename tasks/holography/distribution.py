@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from domainvit.datasets.holo_cells import HologramSimulator, normalise_hologram
-from domainvit.distribution import Finding, quantiles, warn
+from domainvit.distribution import Finding, outside_quantiles, quantiles, warn
 
 __all__ = ["compare_hologram", "training_distribution"]
 
@@ -73,10 +73,9 @@ def compare_hologram(reference: dict[str, Any], hologram: np.ndarray, wavelength
             ("dark", float(low_q), "p01_quantiles", "1st percentile of the mean-1 intensity"),
             ("bright", float(high_q), "p99_quantiles",
              "99th percentile of the mean-1 intensity")):
-        q = reference[key]
-        lo, hi = q[0], q[-1]
-        margin = 0.5 * (hi - lo)
-        if not lo - margin <= value <= hi + margin:
+        trained = outside_quantiles(value, reference[key])
+        if trained is not None:
             findings.append(warn(aspect, f"the hologram's {what}, {value:.3g}, is outside the "
-                                         f"training holograms' {lo:.3g}-{hi:.3g}"))
+                                         f"training holograms' {trained[0]:.3g}-"
+                                         f"{trained[1]:.3g}"))
     return findings

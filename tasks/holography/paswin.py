@@ -40,6 +40,7 @@ from pydantic import Field
 from torch import nn
 
 from domainvit.backbone import DomainViT
+from domainvit.layers import ConvUp, conv_block
 from domainvit.optics import propagate
 from domainvit.schema import StrictModel
 
@@ -49,27 +50,6 @@ __all__ = ["HoloPASWIN", "HoloPASWINConfig", "HoloUNet", "HoloUNetConfig", "as_c
 def as_complex(channels: torch.Tensor) -> torch.Tensor:
     """``[B, 2, H, W]`` (real, imaginary) -> ``[B, H, W]`` complex64."""
     return torch.complex(channels[:, 0].float(), channels[:, 1].float())
-
-
-def _conv_block(in_chans: int, out_chans: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
-        nn.GELU(),
-        nn.Conv2d(out_chans, out_chans, 3, padding=1), nn.GroupNorm(min(8, out_chans), out_chans),
-        nn.GELU(),
-    )
-
-
-class _Up(nn.Module):
-    """Upsample x2 (bilinear), concatenate the skip, two convolutions."""
-
-    def __init__(self, in_chans: int, skip_chans: int, out_chans: int) -> None:
-        super().__init__()
-        self.block = _conv_block(in_chans + skip_chans, out_chans)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.block(torch.cat([x, skip], dim=1))
 
 
 class HolographyModel(nn.Module):
@@ -156,7 +136,7 @@ class HoloPASWIN(HolographyModel):
                 {"window_size": window_size, "shift": True})
         chans = [full_res_chans, *conv_widths]
         self.convs = nn.ModuleList(
-            [_conv_block(chans[i], chans[i + 1]) for i in range(len(conv_widths))])
+            [conv_block(chans[i], chans[i + 1]) for i in range(len(conv_widths))])
         self.encoder = DomainViT(
             in_chans=chans[-1] if conv_widths else 3, num_classes=0, global_pool="",
             embed_dim=embed_dim, depths=depths,
@@ -166,16 +146,16 @@ class HoloPASWIN(HolographyModel):
         )
         self.stride = 2 ** len(conv_widths) * stem_stride * 2 ** (len(depths) - 1)
         dims = [info["num_chs"] for info in self.encoder.feature_info]
-        self.full_res = _conv_block(3, full_res_chans)
+        self.full_res = conv_block(3, full_res_chans)
         ups = []
         for i in range(len(dims) - 1, 0, -1):
-            ups.append(_Up(dims[i], dims[i - 1], dims[i - 1]))
+            ups.append(ConvUp(dims[i], dims[i - 1], dims[i - 1]))
         self.ups = nn.ModuleList(ups)
         # up through the convolutional levels (deepest first) to full resolution
         self.conv_ups = nn.ModuleList(
-            [_Up(dims[0] if i == len(chans) - 1 else chans[i + 1], chans[i], chans[i])
+            [ConvUp(dims[0] if i == len(chans) - 1 else chans[i + 1], chans[i], chans[i])
              for i in range(len(chans) - 1, 0, -1)])
-        self.last_up = _Up(chans[1] if conv_widths else dims[0], full_res_chans,
+        self.last_up = ConvUp(chans[1] if conv_widths else dims[0], full_res_chans,
                            full_res_chans)
         self.head = nn.Conv2d(full_res_chans, 2, 1)
         nn.init.zeros_(self.head.weight)  # the untrained model is plain back-propagation
@@ -219,11 +199,11 @@ class HoloUNet(HolographyModel):
             raise ValueError(f"a U-Net needs at least two widths, got {widths}")
         self.stride = 2 ** (len(widths) - 1)
         self.downs = nn.ModuleList(
-            [_conv_block(3, widths[0])]
-            + [_conv_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
+            [conv_block(3, widths[0])]
+            + [conv_block(widths[i - 1], widths[i]) for i in range(1, len(widths))]
         )
         self.ups = nn.ModuleList(
-            [_Up(widths[i], widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
+            [ConvUp(widths[i], widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
         )
         self.head = nn.Conv2d(widths[0], 2, 1)
         nn.init.zeros_(self.head.weight)
