@@ -13,7 +13,8 @@ from domainvit.task import Task
 def render(tasks: list[Task], pages: dict[str, st.Page]) -> None:
     st.title("domainvit")
     st.markdown(
-        "Upload a scan or a raster on a task's page, pick a model, look at the result and "
+        "Upload a scan, a raster, a point cloud, a hologram, a frame or a video on a task's "
+        "page, pick a model, look at the result and "
         f"download it. Uploads up to {MAX_UPLOAD_MB} MB; they stay in a folder private to "
         "this browser session and are removed with it."
     )

@@ -45,8 +45,8 @@ from domainvit.outputs import SIDECAR_SUFFIX, output_stem, write_sidecar
 from domainvit.tasks.desmoke.dcp import smoke_density
 from domainvit.tasks.desmoke.distribution import compare_frame
 
-__all__ = ["FRAME_SUFFIXES", "Media", "correction_fields", "desmoke_frame", "open_media",
-           "predict_media"]
+__all__ = ["FRAME_SUFFIXES", "Media", "correction_fields", "desmoke_frame", "desmoke_media",
+           "desmoke_video", "open_media", "output_path", "predict_media"]
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -152,7 +152,8 @@ def mean_density(frame: np.ndarray) -> float:
     return float(smoke_density(tensor).mean())
 
 
-def _output_path(media: Media, out_dir: Path) -> Path:
+def output_path(media: Media, out_dir: Path) -> Path:
+    """Where the desmoked copy of ``media`` is written in ``out_dir``."""
     suffix = media.path.suffix.lower()
     if media.kind == "video":
         suffix = ".avi" if suffix == ".avi" else ".mp4"
@@ -196,6 +197,32 @@ def desmoke_video(model: nn.Module, data_cfg: Any, media: Media, target: Path,
             "smoke_density_out": round(stats["density_out"] / sampled, 4)}
 
 
+def desmoke_media(model: nn.Module, data_cfg: Any, media: Media, out_dir: Path, check: Any,
+                  progress: Callable[[int, int | None], None] | None = None,
+                  ) -> tuple[list[Path], dict[str, Any], np.ndarray | None]:
+    """Desmoke one opened and checked input into ``out_dir``: the desmoked file and its
+    ``.prediction.json``. Returns their paths, the record, and for a frame the desmoked
+    frame (None for a video). ``progress`` as :func:`desmoke_video`."""
+    target = output_path(media, out_dir)
+    record: dict[str, Any] = {"input": media.path.name, "kind": media.kind,
+                              "process_scale": data_cfg.process_scale}
+    out = None
+    if media.kind == "video":
+        record.update(desmoke_video(model, data_cfg, media, target, progress))
+        record.update(fps=media.fps, temporal_smoothing=data_cfg.temporal_smoothing)
+    else:
+        started = time.perf_counter()
+        out, _ = desmoke_frame(model, data_cfg, media.frame)
+        record["seconds"] = round(time.perf_counter() - started, 3)
+        write_frame(target, out, 8 if target.suffix in (".jpg", ".jpeg") else media.bit_depth)
+        record.update(bit_depth=media.bit_depth,
+                      smoke_density_in=round(mean_density(media.frame), 4),
+                      smoke_density_out=round(mean_density(out), 4))
+    record.update(outputs=[target.name], input_check=check.record())
+    sidecar = write_sidecar(Path(out_dir) / f"{output_stem(media.path)}{SIDECAR_SUFFIX}", record)
+    return [target, sidecar], record, out
+
+
 def predict_media(model: nn.Module, data_cfg: Any, inputs: list[Path], out_dir: Path,
                   guard: InputGuard) -> list[Path]:
     """The task's predictor: every input is opened and checked before anything is written."""
@@ -204,22 +231,5 @@ def predict_media(model: nn.Module, data_cfg: Any, inputs: list[Path], out_dir: 
     checks = [guard.check(media.path.name, compare_frame, media.frame) for media in opened]
     written = []
     for media, check in zip(opened, checks, strict=True):
-        target = _output_path(media, out_dir)
-        record: dict[str, Any] = {"input": media.path.name, "kind": media.kind,
-                                  "process_scale": data_cfg.process_scale}
-        if media.kind == "video":
-            record.update(desmoke_video(model, data_cfg, media, target))
-            record.update(fps=media.fps, temporal_smoothing=data_cfg.temporal_smoothing)
-        else:
-            started = time.perf_counter()
-            out, _ = desmoke_frame(model, data_cfg, media.frame)
-            record["seconds"] = round(time.perf_counter() - started, 3)
-            write_frame(target, out, 8 if target.suffix in (".jpg", ".jpeg") else media.bit_depth)
-            record.update(bit_depth=media.bit_depth,
-                          smoke_density_in=round(mean_density(media.frame), 4),
-                          smoke_density_out=round(mean_density(out), 4))
-        written.append(target)
-        record.update(outputs=[target.name], input_check=check.record())
-        written.append(write_sidecar(Path(out_dir) / f"{output_stem(media.path)}"
-                                     f"{SIDECAR_SUFFIX}", record))
+        written.extend(desmoke_media(model, data_cfg, media, out_dir, check)[0])
     return written

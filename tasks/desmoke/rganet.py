@@ -46,7 +46,13 @@ __all__ = ["DesmokeUNet", "DesmokeUNetConfig", "RGANet", "RGANetConfig"]
 class FourierUnit(nn.Module):
     """The frequency stream: ``irfft2(MLP([Re, Im](rfft2(norm(x)))))``, zero-initialised
     output projection. A 1x1 convolution in the frequency domain is a global operation in
-    space (Chi et al., "Fast Fourier Convolution", NeurIPS 2020)."""
+    space (Chi et al., "Fast Fourier Convolution", NeurIPS 2020).
+
+    The transform is normalised "forward" (the coefficients are means over the map, not
+    sums): the smooth, low-frequency content the smoke lives in then has coefficients of
+    the same size on a 16-pixel training map and a 64-pixel test map, so the MLP's
+    nonlinearity sees the same values at any input size (an orthonormal transform scales
+    them with the map's side)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -59,10 +65,10 @@ class FourierUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        spectrum = torch.fft.rfft2(self.norm(x).float(), norm="ortho")
+        spectrum = torch.fft.rfft2(self.norm(x).float(), norm="forward")
         mixed = self.mlp(torch.cat([spectrum.real, spectrum.imag], dim=1))
         real, imag = mixed.chunk(2, dim=1)
-        y = torch.fft.irfft2(torch.complex(real, imag), s=(height, width), norm="ortho")
+        y = torch.fft.irfft2(torch.complex(real, imag), s=(height, width), norm="forward")
         return self.proj(y.to(x.dtype))
 
 

@@ -5,11 +5,12 @@ checked on the page: the label overlay and its legend (medseg), the probability 
 the saliency map (medcls), the class map, its legend and the spectrum (hsi), the 3D view
 of a query cloud, its matches and the map of the database (lidar_place, with a held-out
 query of the sample benchmark), the field's amplitude and phase beside back-propagation's
-and the focus curve (holography, with a sample hologram).
+and the focus curve (holography, with a sample hologram), the frame before and after
+desmoking and the smoke density maps (desmoke, with a sample frame).
 
 ``DOMAINVIT_SCREENSHOTS=DIR`` also saves one PNG per page into ``DIR`` (home.png,
-medseg.png, medcls.png, hsi.png, lidar_place.png, holography.png); the README's
-screenshots are made this way::
+medseg.png, medcls.png, hsi.png, lidar_place.png, holography.png, desmoke.png); the
+README's screenshots are made this way::
 
     DOMAINVIT_SCREENSHOTS=docs/screenshots pytest tests/dashboard/test_e2e_browser.py
 
@@ -17,7 +18,9 @@ The medseg and medcls pages use the test checkpoints of ``conftest.py`` (no samp
 dataset is built); the hsi page uses the bundled quickstart checkpoint; the lidar_place
 page the bundled quickstart checkpoint when it is there, else one trained for the test
 (``test_dashboard_lidar_place.add_lidar_model``); the holography page an untrained tiny
-model (``test_dashboard_holography.add_holography_model``).
+model (``test_dashboard_holography.add_holography_model``); the desmoke page an untrained
+tiny RGA-Net whose head makes a contrast stretch
+(``test_dashboard_desmoke.add_desmoke_model``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from domainvit.datasets.hsi_scenes.conventions import SCENE_FILE
 from domainvit.registry import get_task
 from domainvit.tasks.holography.data import HolographyData
 from tests.dashboard.conftest import MEDCLS_MODEL, MEDSEG_MODEL, ROOT, add_medical_models
+from tests.dashboard.test_dashboard_desmoke import add_desmoke_model
+from tests.dashboard.test_dashboard_desmoke import sample_labels as desmoke_samples
 from tests.dashboard.test_dashboard_holography import add_holography_model
 from tests.dashboard.test_dashboard_lidar_place import EASY_LABEL, add_lidar_model
 
@@ -74,7 +79,13 @@ def holography_model(e2e_models) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(e2e_models, lidar_model, holography_model,
+def desmoke_model(e2e_models) -> str:
+    """The label of the desmoke model (in the models folder before the server starts)."""
+    return add_desmoke_model(e2e_models)
+
+
+@pytest.fixture(scope="module")
+def server(e2e_models, lidar_model, holography_model, desmoke_model,
            tmp_path_factory) -> Iterator[live.Server]:
     log = tmp_path_factory.mktemp("e2e-server") / "server.log"
     with live.running_dashboard(log, models=e2e_models) as running:
@@ -157,7 +168,7 @@ def brain_png(tmp_path_factory) -> Path:
 
 def test_home_page_lists_every_task(page, server, screenshot):
     live.open_page(page, server.url)
-    for task in ("medseg", "medcls", "hsi", "lidar_place", "holography"):
+    for task in ("medseg", "medcls", "hsi", "lidar_place", "holography", "desmoke"):
         assert page.get_by_role("button", name=f"Open the {task} page").is_visible()
         assert page.get_by_test_id("stSidebarNav").get_by_text(task, exact=True).count() == 1
     assert not live.page_errors(page)
@@ -283,3 +294,39 @@ def test_holography_page_shows_the_field_beside_back_propagation_and_the_focus_c
     assert "Distance z" in metric.inner_text() and "by autofocus" in metric.inner_text()
     assert page.get_by_role("button", name="Download the complex field (.npy)").is_visible()
     screenshot(page, "holography")
+
+
+def test_desmoke_page_shows_the_frame_before_and_after_and_the_smoke_density(
+        page, server, screenshot, desmoke_model):
+    live.open_page(page, server.url, "desmoke")
+    live.pick_model(page, desmoke_model)
+    page.get_by_test_id("stRadio").get_by_text(desmoke_samples()[0], exact=True).click()
+    images = page.get_by_test_id("stImageContainer")
+    after = images.filter(has_text="After: the frame desmoked")
+    live.wait_result(page, after)
+
+    before = images.filter(has_text="Before: the frame")
+    pictures = {}
+    for name, container in (("before", before), ("after", after)):
+        picture = container.locator("img")
+        # the image element is drawn before its data arrives: wait until it has a size
+        picture.wait_for(state="visible", timeout=30_000)
+        assert picture.evaluate("img => img.naturalWidth") == 512, name
+        pictures[name] = _element_picture(picture)
+    # the model's contrast stretch shows
+    assert pictures["after"]["grey_std"] > pictures["before"]["grey_std"] + 1, pictures
+    metrics = page.get_by_test_id("stMetric")
+    assert "Smoke density before" in metrics.nth(0).inner_text()
+    assert "Smoke density after" in metrics.nth(1).inner_text()
+    assert page.get_by_test_id("stSlider").filter(has_text="Before | after").is_visible()
+    assert page.get_by_role("button", name="Download the desmoked frame (PNG, 8 bit)").is_visible()
+    assert page.get_by_role("button", name="Download the prediction record (JSON)").is_visible()
+    screenshot(page, "desmoke")
+
+    page.get_by_text("Show the smoke density", exact=True).click()
+    density = images.filter(has_text="Smoke density of the frame after")
+    live.wait_result(page, density)
+    picture = density.locator("img")
+    picture.wait_for(state="visible", timeout=30_000)
+    stats = _element_picture(picture)
+    assert stats["coloured"] > 0.2 and stats["colours"] > 16, f"not a heat map: {stats}"

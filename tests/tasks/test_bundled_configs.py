@@ -1,4 +1,4 @@
-"""Every config shipped with the medical, hyperspectral, lidar and holography tasks
+"""Every config shipped with the medical, hyperspectral, lidar, holography and desmoke tasks
 validates, and the GPU-scale models build and run on inputs of their working size."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from domainvit.config import load_config
 from domainvit.engine import build_model
 from domainvit.registry import get_task
 
-MEDICAL = ("medseg", "medcls", "hsi", "lidar_place", "holography")
+MEDICAL = ("medseg", "medcls", "hsi", "lidar_place", "holography", "desmoke")
 
 
 @pytest.mark.parametrize("task", MEDICAL)
@@ -70,3 +70,13 @@ def test_paper_scale_holography_model_reconstructs_a_224_pixel_hologram():
     assert out.shape == (1, 2, 224, 224)
     assert torch.allclose(torch.complex(out[:, 0], out[:, 1]), plain, atol=1e-5)
     assert 20e6 < sum(p.numel() for p in model.parameters()) < 60e6
+
+
+def test_paper_scale_rganet_desmokes_a_256_pixel_frame():
+    cfg = load_config("desmoke/rganet_paper")
+    model = build_model(get_task("desmoke"), cfg).eval()
+    assert sum(p.numel() for p in model.parameters()) > 10_000_000
+    frame = torch.rand(1, 3, cfg.data.crop, cfg.data.crop)
+    with torch.no_grad():
+        out = model(frame)
+    assert out.shape == frame.shape and torch.isfinite(out).all()

@@ -1,7 +1,8 @@
 """The trained quickstart checkpoints shipped in the repository meet the quality targets
 on held-out data: the test brain (MNI152, another brain than the Colin27 they were
 trained on), the held-out blocks of the hyperspectral scenes (simulated parcels, the real
-Indian Pines) and the reference pixels of the real Sentinel-2 scene."""
+Indian Pines), the reference pixels of the real Sentinel-2 scene, the held-out objects of
+the hologram benchmark and the held-out regions of the smoke benchmark."""
 
 from __future__ import annotations
 
@@ -234,10 +235,68 @@ def test_holography_quickstart_survives_defocus(holography_test, condition):
     assert score >= focused - 3.0, (condition, score, focused)
 
 
+@pytest.fixture(scope="module")
+def desmoke_test():
+    """The held-out test pairs of desmoke-tissue (regions no model trained on) and the
+    shipped RGA-Net and U-Net."""
+    from domainvit.analysis.common import load_model
+    from domainvit.datasets.desmoke_tissue import DESMOKE_TISSUE
+    from domainvit.tasks.desmoke import analysis as da
+
+    load_tasks()
+    folder = prepare(DESMOKE_TISSUE)
+    return (da.load_pairs(folder / "test"), da.load_sequences(folder / "test_video"),
+            load_model("desmoke/quickstart", weights("desmoke", "quickstart")),
+            load_model("desmoke/quickstart_unet", weights("desmoke", "quickstart_unet")))
+
+
+def test_desmoke_quickstart_beats_the_input_and_the_dark_channel_prior(desmoke_test):
+    """PSNR on the held-out test regions at least 3 dB above the smoky input and above
+    the dark channel prior; SSIM and CIEDE2000 better than both."""
+    from domainvit.tasks.desmoke import analysis as da
+
+    (smoky, clean), _, (model, cfg), _ = desmoke_test
+    ours = da.score([da.model_method(model, cfg.data)(f) for f in smoky], clean)
+    identity = da.score(smoky, clean)
+    dcp = da.score([da.dcp_method(f) for f in smoky], clean)
+    assert ours["psnr"] >= identity["psnr"] + 3.0, (ours, identity)
+    assert ours["psnr"] > dcp["psnr"] + 1.0, (ours, dcp)
+    for other in (identity, dcp):
+        assert ours["ssim"] > other["ssim"] and ours["ciede2000"] < other["ciede2000"]
+
+
+def test_desmoke_quickstart_beats_the_unet_trained_the_same_way(desmoke_test):
+    """RGA-Net's PSNR on the held-out test regions above the U-Net's (same data, loss
+    and budget)."""
+    from domainvit.tasks.desmoke import analysis as da
+
+    (smoky, clean), _, (model, cfg), (unet, unet_cfg) = desmoke_test
+    ours = da.score([da.model_method(model, cfg.data)(f) for f in smoky], clean)
+    theirs = da.score([da.model_method(unet, unet_cfg.data)(f) for f in smoky], clean)
+    assert ours["psnr"] > theirs["psnr"], (ours, theirs)
+
+
+def test_desmoke_quickstart_on_video_and_at_the_faster_scale(desmoke_test):
+    """On the test sequences the output flickers less with temporal smoothing, and the
+    faster processing scale 0.5 keeps most of the gain over the input."""
+    from domainvit.tasks.desmoke import analysis as da
+
+    (smoky, clean), sequences, (model, cfg), _ = desmoke_test
+    plain = da.score_sequences(sequences, da.model_method(model, cfg.data))
+    smooth = da.score_sequences(sequences, run_sequence=da.video_method(model, cfg.data, 0.5))
+    assert smooth["flicker"] < plain["flicker"], (smooth, plain)
+    assert smooth["psnr"] > plain["psnr"] - 0.5, (smooth, plain)
+    identity = da.score(smoky, clean)["psnr"]
+    half = da.score([da.model_method(model, cfg.data, process_scale=0.5)(f) for f in smoky],
+                    clean)["psnr"]
+    assert half >= identity + 2.0, (half, identity)
+
+
 def test_bundled_models_load_without_their_training_data(monkeypatch):
     """The dashboard and ``domainvit predict`` build a bundled model from its checkpoint
     alone: class names, channels and image size come from its recorded ``data_info``."""
     from domainvit.dashboard.checkpoints import BUNDLED, discover, load_model
+    from domainvit.tasks.desmoke import data as desmoke_data
     from domainvit.tasks.holography import data as holo_data
     from domainvit.tasks.lidar_place import data as lidar_data
     from domainvit.tasks.medcls import data as medcls_data
@@ -246,15 +305,15 @@ def test_bundled_models_load_without_their_training_data(monkeypatch):
     def refuse(name):
         raise AssertionError(f"building a bundled model prepared the dataset {name}")
 
-    for module in (medcls_data, medseg_data, lidar_data, holo_data):
+    for module in (medcls_data, medseg_data, lidar_data, holo_data, desmoke_data):
         monkeypatch.setattr(module, "prepare", refuse)
     tasks = list(load_tasks().values())
     catalogue = discover(tasks, models_env="")
     bundled = [c for task in tasks for c in catalogue.for_task(task.name) if c.source == BUNDLED]
     assert sorted(c.name for c in bundled) == [
         "indian_pines", "landcover_s2", "quickstart", "quickstart", "quickstart", "quickstart",
-        "quickstart2d", "quickstart3d", "quickstart_macmd", "quickstart_pointnet",
-        "quickstart_s2", "quickstart_unet"]
+        "quickstart", "quickstart2d", "quickstart3d", "quickstart_macmd",
+        "quickstart_pointnet", "quickstart_s2", "quickstart_unet", "quickstart_unet"]
     for checkpoint in bundled:
         loaded = load_model(checkpoint)
         assert not loaded.model.training
