@@ -185,7 +185,7 @@ class RGANetConfig(StrictModel):
     name: Literal["rganet"] = "rganet"
     in_chans: int = 3
     #: channels at 1, 1/2, 1/4 and 1/8 of the input
-    widths: tuple[int, int, int, int] = (24, 48, 96, 128)
+    widths: tuple[int, int, int, int] = (32, 64, 96, 128)
     #: Dual-stream Hybrid Attention blocks at 1/4 (encoder) and in the decoder at 1/4
     hybrid_depth: int = Field(2, ge=1)
     decoder_hybrid_depth: int = Field(1, ge=0)
@@ -201,7 +201,7 @@ class RGANetConfig(StrictModel):
 class RGANet(DesmokeModel):
     """RGA-Net (see the module docstring)."""
 
-    def __init__(self, in_chans: int = 3, widths: tuple[int, int, int, int] = (24, 48, 96, 128),
+    def __init__(self, in_chans: int = 3, widths: tuple[int, int, int, int] = (32, 64, 96, 128),
                  hybrid_depth: int = 2, decoder_hybrid_depth: int = 1, axis_depth: int = 2,
                  head_dim: int = 32, window_size: int = 8, block_size: int = 4,
                  mlp_ratio: float = 2.0, drop_path_rate: float = 0.0) -> None:

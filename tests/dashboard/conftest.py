@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import torch
 import yaml
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
@@ -49,22 +50,49 @@ def errors(at: AppTest) -> list[str]:
     return [element.value for element in at.error]
 
 
+def open_task_page(task: str, model: str | None = None) -> AppTest:
+    """The app (models from ``$DOMAINVIT_MODELS``) on ``task``'s page, with ``model`` (a
+    label) chosen."""
+    at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
+    at.run(timeout=FIRST_RUN_TIMEOUT)
+    assert not at.exception, at.exception
+    if model is not None:
+        at.session_state[f"{task}-model"] = model
+    at.button(key=f"open-{task}").click().run()
+    assert not at.exception, at.exception
+    if model is not None:
+        assert at.selectbox(key=f"{task}-model").value == model
+    return at
+
+
+def save_untrained_model(folder: Path, task_name: str, name: str, model: dict, data: dict,
+                         adjust: Callable[[torch.nn.Module], None] | None = None) -> Path:
+    """An untrained model of ``task_name`` (seed 0; ``adjust`` may change its weights) with
+    its training record, saved into ``folder`` (a models folder) as ``name``."""
+    from domainvit.config import validate_config
+    from domainvit.engine import build_model, checkpoint_meta
+    from domainvit.registry import get_task
+
+    task = get_task(task_name)
+    cfg = validate_config({"task": task_name, "seed": 0, "model": model, "data": data}, name)
+    torch.manual_seed(0)
+    built = build_model(task, cfg)
+    task.init_model(built, cfg)
+    if adjust is not None:
+        with torch.no_grad():
+            adjust(built)
+    meta = checkpoint_meta(cfg, "weights", epoch=0, step=0, metrics={},
+                           data_info=task.data_info(cfg.data))
+    path = folder / f"{name}.safetensors"
+    ckpt.save_checkpoint(path, ckpt.prefixed("model", built.eval().state_dict()), meta)
+    return path
+
+
 @pytest.fixture
 def open_page(models_dir: Path, monkeypatch) -> Callable[..., AppTest]:
     """``open_page(task, model=label)``: the app on the task's page, with ``model`` chosen."""
     monkeypatch.setenv(MODELS_ENV, str(models_dir))
-
-    def open_(task: str, model: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
-        at.run(timeout=FIRST_RUN_TIMEOUT)
-        assert not at.exception, at.exception
-        if model is not None:
-            at.session_state[f"{task}-model"] = model
-        at.button(key=f"open-{task}").click().run()
-        assert not at.exception, at.exception
-        return at
-
-    return open_
+    return open_task_page
 
 
 @pytest.fixture

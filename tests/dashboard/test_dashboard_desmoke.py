@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import validate_config
-from domainvit.dashboard.launch import MODELS_ENV, app_path
+from domainvit.dashboard.launch import MODELS_ENV
 from domainvit.dashboard.task_pages import desmoke as page_module
 from domainvit.dashboard.task_pages.desmoke import (
     DENSITY_COLOURS,
@@ -37,11 +37,16 @@ from domainvit.dashboard.task_pages.desmoke import (
 )
 from domainvit.datasets.frames import read_frame, read_video, video_info, write_frame, write_video
 from domainvit.distribution import InputGuard
-from domainvit.engine import build_model, checkpoint_meta, inference_config, load_inference_weights
+from domainvit.engine import build_model, inference_config, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.desmoke.data import DesmokeData
 from domainvit.tasks.desmoke.predict import predict_media
-from tests.dashboard.conftest import FIRST_RUN_TIMEOUT, RUN_TIMEOUT, errors, upload
+from tests.dashboard.conftest import (
+    errors,
+    open_task_page,
+    save_untrained_model,
+    upload,
+)
 
 KEY = "desmoke-upload"
 TINY_MODEL = {"name": "rganet", "widths": [8, 16, 32, 32], "hybrid_depth": 2,
@@ -58,19 +63,12 @@ def add_desmoke_model(folder: Path) -> str:
     training record, saved into ``folder`` (a models folder); its label. The head (zero
     at initialisation: the model would return its input) gets small random weights and
     the bias of a contrast stretch, so the output differs from the input."""
-    task = get_task("desmoke")
-    cfg = validate_config({"task": "desmoke", "seed": 0, "model": TINY_MODEL,
-                           "data": {"dataset": "desmoke-tissue"}}, MODEL_NAME)
-    torch.manual_seed(0)
-    model = build_model(task, cfg)
-    task.init_model(model, cfg)
-    with torch.no_grad():
+    def stretch(model: torch.nn.Module) -> None:
         torch.nn.init.normal_(model.head.weight, std=0.01)
         model.head.bias.copy_(torch.tensor([HEAD_GAIN] * 3 + [HEAD_OFFSET] * 3))
-    meta = checkpoint_meta(cfg, "weights", epoch=0, step=0, metrics={},
-                           data_info=task.data_info(cfg.data))
-    ckpt.save_checkpoint(folder / f"{MODEL_NAME}.safetensors",
-                         ckpt.prefixed("model", model.eval().state_dict()), meta)
+
+    save_untrained_model(folder, "desmoke", MODEL_NAME, TINY_MODEL,
+                         {"dataset": "desmoke-tissue"}, stretch)
     return MODEL_LABEL
 
 
@@ -91,13 +89,7 @@ def samples(tmp_path_factory) -> list[Path]:
 @pytest.fixture
 def page(desmoke_models, monkeypatch) -> AppTest:
     monkeypatch.setenv(MODELS_ENV, str(desmoke_models))
-    at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
-    at.run(timeout=FIRST_RUN_TIMEOUT)
-    at.session_state["desmoke-model"] = MODEL_LABEL
-    at.button(key="open-desmoke").click().run()
-    assert not at.exception, at.exception
-    assert at.selectbox(key="desmoke-model").value == MODEL_LABEL
-    return at
+    return open_task_page("desmoke", MODEL_LABEL)
 
 
 def _predicted(models: Path, path: Path, out: Path, **data) -> list[Path]:

@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import validate_config
-from domainvit.dashboard.launch import MODELS_ENV, app_path
+from domainvit.dashboard.launch import MODELS_ENV
 from domainvit.dashboard.task_pages.holography import (
     AUTOFOCUS,
     GIVEN,
@@ -33,11 +33,16 @@ from domainvit.dashboard.task_pages.holography import (
     sample_labels,
 )
 from domainvit.distribution import InputGuard
-from domainvit.engine import build_model, checkpoint_meta, inference_config, load_inference_weights
+from domainvit.engine import build_model, inference_config, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.holography.data import HolographyData
 from domainvit.tasks.holography.predict import predict_holograms
-from tests.dashboard.conftest import FIRST_RUN_TIMEOUT, RUN_TIMEOUT, errors, upload
+from tests.dashboard.conftest import (
+    errors,
+    open_task_page,
+    save_untrained_model,
+    upload,
+)
 
 KEY = "holography-upload"
 TINY_MODEL = {"name": "holopaswin", "embed_dim": 8, "depths": [1, 1], "window_size": 4,
@@ -49,16 +54,8 @@ MODEL_LABEL = f"{MODEL_NAME} (holopaswin, models folder)"
 def add_holography_model(folder: Path) -> str:
     """An untrained tiny HoloPASWIN for the quickstart data (``holo-cells``, 64 x 64) with
     its training record, saved into ``folder`` (a models folder); its label."""
-    task = get_task("holography")
-    cfg = validate_config({"task": "holography", "seed": 0, "model": TINY_MODEL,
-                           "data": {"dataset": "holo-cells"}}, MODEL_NAME)
-    torch.manual_seed(0)
-    model = build_model(task, cfg)
-    task.init_model(model, cfg)
-    meta = checkpoint_meta(cfg, "weights", epoch=0, step=0, metrics={},
-                           data_info=task.data_info(cfg.data))
-    ckpt.save_checkpoint(folder / f"{MODEL_NAME}.safetensors",
-                         ckpt.prefixed("model", model.eval().state_dict()), meta)
+    save_untrained_model(folder, "holography", MODEL_NAME, TINY_MODEL,
+                         {"dataset": "holo-cells"})
     return MODEL_LABEL
 
 
@@ -79,13 +76,7 @@ def samples(tmp_path_factory) -> list[Path]:
 @pytest.fixture
 def page(holo_models, monkeypatch) -> AppTest:
     monkeypatch.setenv(MODELS_ENV, str(holo_models))
-    at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
-    at.run(timeout=FIRST_RUN_TIMEOUT)
-    at.session_state["holography-model"] = MODEL_LABEL
-    at.button(key="open-holography").click().run()
-    assert not at.exception, at.exception
-    assert at.selectbox(key="holography-model").value == MODEL_LABEL
-    return at
+    return open_task_page("holography", MODEL_LABEL)
 
 
 def _charts(at: AppTest) -> list[dict]:

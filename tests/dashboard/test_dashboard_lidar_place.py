@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from domainvit import checkpoint as ckpt
 from domainvit.config import validate_config
-from domainvit.dashboard.launch import MODELS_ENV, app_path
+from domainvit.dashboard.launch import MODELS_ENV
 from domainvit.dashboard.task_pages.lidar_place import (
     MAX_SHOWN_POINTS,
     SAMPLE_DATASET,
@@ -36,7 +36,7 @@ from domainvit.distribution import InputGuard
 from domainvit.engine import build_model, inference_config, load_inference_weights
 from domainvit.registry import get_task
 from domainvit.tasks.lidar_place.predict import CACHE_NAME, predict_clouds
-from tests.dashboard.conftest import FIRST_RUN_TIMEOUT, ROOT, RUN_TIMEOUT, errors, upload
+from tests.dashboard.conftest import ROOT, errors, open_task_page, upload
 
 KEY = "lidar_place-upload"
 BUNDLED = ROOT / "tasks" / "lidar_place" / "weights" / "quickstart.safetensors"
@@ -76,13 +76,7 @@ def test_area() -> Path:
 def page(lidar_model, monkeypatch) -> AppTest:
     folder, label, _ = lidar_model
     monkeypatch.setenv(MODELS_ENV, str(folder))
-    at = AppTest.from_file(str(app_path()), default_timeout=RUN_TIMEOUT)
-    at.run(timeout=FIRST_RUN_TIMEOUT)
-    at.session_state["lidar_place-model"] = label
-    at.button(key="open-lidar_place").click().run()
-    assert not at.exception, at.exception
-    assert at.selectbox(key="lidar_place-model").value == label
-    return at
+    return open_task_page("lidar_place", label)
 
 
 def _charts(at: AppTest) -> list[list[dict]]:
