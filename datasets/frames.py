@@ -31,7 +31,6 @@ Every file is written atomically (:func:`domainvit.files.atomic_write`).
 from __future__ import annotations
 
 import json
-import re
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,7 +39,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from domainvit.errors import UserError
-from domainvit.files import atomic_write, format_size
+from domainvit.files import atomic_write, format_size, natural_key
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -243,14 +242,9 @@ def read_pair(smoky: str | Path, clean: str | Path) -> tuple[np.ndarray, np.ndar
     return smoky_rgb, clean_rgb, depth
 
 
-def _natural_key(path: Path) -> list:
-    return [int(part) if part.isdigit() else part.lower()
-            for part in re.split(r"(\d+)", path.name)]
-
-
 def _frames_in(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
+                   and p.suffix.lower() in FRAME_SUFFIXES), key=natural_key)
 
 
 def _named(paths: list[Path], limit: int = 5) -> str:

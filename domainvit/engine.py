@@ -40,6 +40,7 @@ from domainvit.distributed import (
 )
 from domainvit.distribution import InputGuard
 from domainvit.errors import CheckpointError, ConfigError, NonFiniteLossError, UserError
+from domainvit.files import folder_files
 from domainvit.optim import build_optimizer, build_scheduler
 from domainvit.outputs import output_stem
 from domainvit.registry import get_task
@@ -614,19 +615,34 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
                           f"evaluate {split or task.eval_split}", curves=True)
 
 
+def _input_files(inputs: Sequence[str]) -> list[Path]:
+    """The input files: a file as given, a folder as the files directly in it (natural
+    order: a folder of video frames keeps its order)."""
+    paths: list[Path] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            files = folder_files(given)
+            if not files:
+                raise UserError(f"input folder {given} holds no files")
+            paths.extend(files)
+        elif given.is_file():
+            paths.append(given)
+        else:
+            raise UserError(f"input not found: {given}")
+    return paths
+
+
 def predict(config: str, checkpoint: str, inputs: Sequence[str], out_dir: str,
             overrides: Sequence[str] = (), force: bool = False) -> list[Path]:
-    """Predict every input file into ``out_dir``; under torchrun each rank takes a shard.
+    """Predict every input file (a folder: every file in it) into ``out_dir``; under
+    torchrun each rank takes a shard.
 
     Each input is checked against the checkpoint's training distribution first
     (:mod:`domainvit.distribution`): one the model cannot take raises
     :class:`~domainvit.distribution.OutOfDistributionError` naming what differs, unless
     ``force``; unusual ones are predicted with a warning on stderr. Each input's sidecar
     (``<stem>.prediction.json``) records the outcome."""
-    paths = [Path(p) for p in inputs]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise UserError(f"input not found: {', '.join(missing[:5])}")
+    paths = _input_files(inputs)
     stems: dict[str, Path] = {}
     for path in paths:
         other = stems.setdefault(output_stem(path), path)

@@ -39,6 +39,8 @@ __all__ = [
     "atomic_write",
     "cache_root",
     "format_size",
+    "folder_files",
+    "natural_key",
     "safe_extract",
     "split_suffix",
 ]
@@ -57,6 +59,19 @@ def cache_root() -> Path:
     """``$DOMAINVIT_DATA`` (default ``~/.cache/domainvit``): sample data and caches."""
     root = os.environ.get("DOMAINVIT_DATA")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "domainvit"
+
+
+def natural_key(path: str | os.PathLike) -> list:
+    """Sort key of a file name with its numbers compared as numbers (``frame2`` before
+    ``frame10``)."""
+    return [int(part) if part.isdigit() else part.lower()
+            for part in re.split(r"(\d+)", Path(path).name)]
+
+
+def folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The regular files directly in ``folder`` (not hidden), in natural order."""
+    return sorted((p for p in Path(folder).iterdir()
+                   if p.is_file() and not p.name.startswith(".")), key=natural_key)
 
 
 def format_size(count: int) -> str:

@@ -197,6 +197,25 @@ def test_predict_writes_one_file_per_input(smoke_config: Path, tmp_path: Path):
     assert math.isclose(sum(probs), 1.0, abs_tol=1e-4)
 
 
+def test_predict_takes_a_folder_as_its_files_in_natural_order(smoke_config: Path,
+                                                                tmp_path: Path):
+    run = train(str(smoke_config), [f"run_dir={tmp_path / 'r'}"])
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("f10.csv", "f2.csv", ".hidden.csv"):
+        (frames / name).write_text("0.5,0.1\n")
+    (frames / "sub").mkdir()
+    out = predict(str(smoke_config), str(run), [str(frames)], str(tmp_path / "out"))
+    assert [p.name for p in out] == ["f2.pred.csv", "f2.prediction.json", "f10.pred.csv",
+                                     "f10.prediction.json"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no files"):
+        predict(str(smoke_config), str(run), [str(tmp_path / "empty")], str(tmp_path / "o2"))
+    with pytest.raises(UserError, match="input not found"):
+        predict(str(smoke_config), str(run), [str(tmp_path / "nothing.csv")],
+                str(tmp_path / "o3"))
+
+
 def test_predict_rejects_inputs_that_would_collide(smoke_config: Path, tmp_path: Path):
     for folder in ("x", "y"):
         (tmp_path / folder).mkdir()

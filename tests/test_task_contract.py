@@ -65,7 +65,7 @@ def trained(request, tmp_path_factory) -> tuple[Task, Path, object]:
     model.train()
     batch = task.prepare_batch(batch, cfg.data, training=True)
     loss = task.loss(task.forward(model, batch, cfg.data), batch)
-    assert loss.dim() == 0 and math.isfinite(float(loss))
+    assert loss.dim() == 0 and math.isfinite(float(loss.detach()))
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     loss.backward()
