@@ -37,7 +37,11 @@ training:
 - ``retina`` (1411 x 1411): train columns 0-800, val columns 832-1024, test columns
   1056-1411, all rows (crops inside the fundus disc);
 - ``immunohistochemistry`` (512 x 512): train columns 0-304 (all rows); val rows 352-512
-  and test rows 0-320, both of columns 336-512.
+  and test rows 0-320, both of columns 336-512;
+- ``coffee``, ``chelsea`` and ``astronaut`` (natural colour photographs of scikit-image),
+  whole, in training only (one draw in five): scenes of other colours, so that a model
+  learns the smoke rather than the two tissues' palettes (trained on the tissue images
+  alone, the models made smoky photographs worse than they were).
 
 A crop's scale is drawn within what its rectangle holds (the narrow validation regions
 give zoomed-in crops at large sizes). Sample ``i`` of a split at epoch ``e`` is drawn from
@@ -76,7 +80,14 @@ REGIONS: dict[str, dict[str, tuple[tuple[int, int], tuple[int, int]]]] = {
                "test": ((0, 1411), (1056, 1411))},
     "immunohistochemistry": {"train": ((0, 512), (0, 304)), "val": ((352, 512), (336, 512)),
                              "test": ((0, 320), (336, 512))},
+    # natural colour photographs, whole and for training only: scenes of other colours, so
+    # the models learn the smoke rather than the two tissues' palettes
+    "coffee": {"train": ((0, 400), (0, 600))},
+    "chelsea": {"train": ((0, 300), (0, 451))},
+    "astronaut": {"train": ((0, 512), (0, 512))},
 }
+#: the sources with no validation or test region
+TRAIN_ONLY = ("coffee", "chelsea", "astronaut")
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 _LUMA = _YIQ[0].astype(np.float32)
 
@@ -108,8 +119,9 @@ class SmokeSettings:
     redness: tuple[float, float] = (0.0, 0.15)
     specular_probability: float = 0.3
     min_tissue: float = 0.9  # share of a crop that must lie in the fundus disc
-    sources: tuple[str, ...] = ("retina", "immunohistochemistry")
-    source_weights: tuple[float, ...] = (0.6, 0.4)
+    sources: tuple[str, ...] = ("retina", "immunohistochemistry", *TRAIN_ONLY)
+    #: training draws; validation and test draw from the tissue images alone (0.6 / 0.4)
+    source_weights: tuple[float, ...] = (0.48, 0.32, 0.08, 0.06, 0.06)
     smoke_speed: tuple[float, float] = (0.2, 2.0)  # output pixels per frame
     camera_speed: tuple[float, float] = (0.2, 1.0)  # output pixels per frame
     evolution: tuple[float, float] = (0.02, 0.06)  # noise cells per frame, coarsest octave
@@ -140,10 +152,11 @@ def tissue_sources() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     retina = data.retina()
     disc = ndimage.binary_fill_holes(retina.max(axis=-1) > 20)
     disc = ndimage.binary_erosion(disc, iterations=8)
-    ihc = data.immunohistochemistry()
-    return {"retina": (retina.astype(np.float32) / 255, disc),
-            "immunohistochemistry": (ihc.astype(np.float32) / 255,
-                                     np.ones(ihc.shape[:2], bool))}
+    sources = {"retina": (retina.astype(np.float32) / 255, disc)}
+    for name in ("immunohistochemistry", *TRAIN_ONLY):
+        image = getattr(data, name)()
+        sources[name] = (image.astype(np.float32) / 255, np.ones(image.shape[:2], bool))
+    return sources
 
 
 def scatter(clean: np.ndarray, transmission: np.ndarray, airlight: np.ndarray) -> np.ndarray:
@@ -278,8 +291,10 @@ class SmokeSimulator:
     def _clean(self, rng: np.random.Generator, frames: int) -> np.ndarray:
         """Clean tissue ``[T, H, W, 3]``: crop, resample, jitter, highlights, flip."""
         s = self.settings
-        weights = np.array(s.source_weights) / np.sum(s.source_weights)
-        source = s.sources[rng.choice(len(s.sources), p=weights)]
+        names = [n for n in s.sources if self.split in REGIONS[n]]
+        weights = np.array([w for n, w in zip(s.sources, s.source_weights, strict=True)
+                            if n in names])
+        source = names[rng.choice(len(names), p=weights / weights.sum())]
         image, _ = self.region(source)
         corners, side = self.window_path(rng, source, frames)
         stride = side / s.size

@@ -265,18 +265,16 @@ def test_desmoke_quickstart_beats_the_input_and_the_dark_channel_prior(desmoke_t
         assert ours["ssim"] > other["ssim"] and ours["ciede2000"] < other["ciede2000"]
 
 
-def test_desmoke_quickstart_against_the_unet_trained_the_same_way(desmoke_test):
-    """Against the U-Net (same data, loss and budget) on the held-out test regions: better
-    SSIM and CIEDE2000, PSNR within 0.3 dB. (The target of a PSNR above the U-Net's is not
-    reached: the U-Net scores 0.07 dB more on the test regions, 1.1 dB less on the
-    validation regions; tasks/desmoke/README.md.)"""
+def test_desmoke_quickstart_beats_the_unet_trained_the_same_way(desmoke_test):
+    """RGA-Net's PSNR on the held-out test regions above the U-Net's (same data, loss and
+    budget), and its SSIM and CIEDE2000 better."""
     from domainvit.tasks.desmoke import analysis as da
 
     (smoky, clean), _, (model, cfg), (unet, unet_cfg) = desmoke_test
     ours = da.score([da.model_method(model, cfg.data)(f) for f in smoky], clean)
     theirs = da.score([da.model_method(unet, unet_cfg.data)(f) for f in smoky], clean)
+    assert ours["psnr"] > theirs["psnr"], (ours, theirs)
     assert ours["ssim"] > theirs["ssim"] and ours["ciede2000"] < theirs["ciede2000"]
-    assert ours["psnr"] > theirs["psnr"] - 0.3, (ours, theirs)
 
 
 def test_desmoke_quickstart_on_video_and_at_the_faster_scale(desmoke_test):
