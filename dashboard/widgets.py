@@ -181,6 +181,32 @@ def uploaded_file(label: str, types: Sequence[str], key: str, help: str) -> Path
     return path
 
 
+def sample_or_upload(task: Task, checkpoint: Checkpoint, key: str, labels: Sequence[str],
+                     upload: Callable[[], Path | None],
+                     ) -> tuple[Path | None, LoadedModel | None]:
+    """A page's input: an upload (``upload()``) or one of the task's sample inputs (the
+    ``labels``, written for the model's data into a folder of the session's), and the
+    loaded model (None: none yet, or it cannot be used, with the reason on the page)."""
+    choice = st.radio("Input", ["Upload a file", *labels], horizontal=True, key=f"{key}-input")
+    path = None
+    if choice not in labels:
+        path = upload()
+        if path is None:
+            return None, None
+    loaded = loaded_model(checkpoint)
+    if loaded is None or path is not None:
+        return path, loaded
+    index = list(labels).index(choice)
+
+    def sample() -> Path:
+        folder = session_folder() / f"{key}-sample-{index}"
+        return task.sample_inputs(loaded.config.data, folder)[index]
+
+    with showing_user_errors(), st.spinner(f"Preparing {choice}"):
+        path = session_result(f"{key}-sample", (choice, loaded.checkpoint.key), sample)
+    return path, loaded
+
+
 def session_result(slot: str, key: tuple, compute: Callable[[], T]) -> T:
     """``compute()``, kept in the session while ``key`` stays the same (one per slot).
 

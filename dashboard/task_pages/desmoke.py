@@ -41,7 +41,7 @@ import streamlit as st
 import torch
 
 from domainvit.dashboard import widgets
-from domainvit.dashboard.checkpoints import Checkpoint, LoadedModel
+from domainvit.dashboard.checkpoints import LoadedModel
 from domainvit.dashboard.uploads import derived_folder
 from domainvit.datasets.frames import VIDEO_SUFFIXES, iter_video
 from domainvit.distribution import InputCheck, InputGuard
@@ -336,39 +336,11 @@ def sample_labels() -> list[str]:
             for i in range(SAMPLE_COUNT)]
 
 
-def sample_frame(task: Task, loaded: LoadedModel, index: int) -> Path:
-    """The ``index``-th of the task's sample frames for the model's data, written into a
-    folder of the session's."""
-    folder = widgets.session_folder() / f"{KEY}-sample-{index}"
-    return task.sample_inputs(loaded.config.data, folder)[index]
-
-
 def uploaded_media() -> Path | None:
     return widgets.uploaded_file(
         "Frame or video", UPLOAD_TYPES, key=f"{KEY}-upload",
         help="One endoscopic colour frame (PNG, JPEG or TIFF, 8 or 16 bits per channel) or "
              "a short video (MP4 or AVI; MOV and MKV are read too)")
-
-
-def chosen_input(task: Task, checkpoint: Checkpoint) -> tuple[Path | None, LoadedModel | None]:
-    """The input (a sample frame or an upload) and the loaded model (None: none yet, or it
-    cannot be used, with the reason on the page)."""
-    labels = sample_labels()
-    choice = st.radio("Input", ["Upload a file", *labels], horizontal=True, key=f"{KEY}-input")
-    path = None
-    if choice not in labels:
-        path = uploaded_media()
-        if path is None:
-            return None, None
-    loaded = widgets.loaded_model(checkpoint)
-    if loaded is None or path is not None:
-        return path, loaded
-    index = labels.index(choice)
-    with widgets.showing_user_errors(), st.spinner(f"Preparing {choice}"):
-        path = widgets.session_result(
-            f"{KEY}-sample", (choice, loaded.checkpoint.key),
-            lambda: sample_frame(task, loaded, index))
-    return path, loaded
 
 
 def describe(path: Path, min_size: int) -> dict[str, Any]:
@@ -421,7 +393,8 @@ def render(task: Task) -> None:
     checkpoint = widgets.model_picker(task)
     if checkpoint is None:
         return
-    path, loaded = chosen_input(task, checkpoint)
+    path, loaded = widgets.sample_or_upload(task, checkpoint, KEY, sample_labels(),
+                                           uploaded_media)
     if path is None or loaded is None:
         return
     min_size = getattr(loaded.model, "min_size", 16)

@@ -30,7 +30,7 @@ import numpy as np
 import streamlit as st
 
 from domainvit.dashboard import widgets
-from domainvit.dashboard.checkpoints import Checkpoint, LoadedModel
+from domainvit.dashboard.checkpoints import LoadedModel
 from domainvit.dashboard.uploads import derived_folder
 from domainvit.distribution import InputCheck, InputGuard
 from domainvit.errors import UserError
@@ -342,34 +342,6 @@ def sample_labels() -> list[str]:
             for i in range(SAMPLE_COUNT)]
 
 
-def sample_hologram(task: Task, loaded: LoadedModel, index: int) -> Path:
-    """The ``index``-th of the task's sample inputs for the model's data, written (with
-    its sidecar) into a folder of the session's."""
-    folder = widgets.session_folder() / f"{KEY}-sample-{index}"
-    return task.sample_inputs(loaded.config.data, folder)[index]
-
-
-def chosen_input(task: Task, checkpoint: Checkpoint) -> tuple[Path | None, LoadedModel | None]:
-    """The input (a sample or an upload) and the loaded model (None: none yet, or it
-    cannot be used, with the reason on the page)."""
-    labels = sample_labels()
-    choice = st.radio("Input", ["Upload a file", *labels], horizontal=True, key=f"{KEY}-input")
-    path = None
-    if choice not in labels:
-        path = uploaded_hologram()
-        if path is None:
-            return None, None
-    loaded = widgets.loaded_model(checkpoint)
-    if loaded is None or path is not None:
-        return path, loaded
-    index = labels.index(choice)
-    with widgets.showing_user_errors(), st.spinner(f"Preparing {choice}"):
-        path = widgets.session_result(
-            f"{KEY}-sample", (choice, loaded.checkpoint.key),
-            lambda: sample_hologram(task, loaded, index))
-    return path, loaded
-
-
 def uploaded_hologram() -> Path | None:
     return widgets.uploaded_file(
         "Hologram", UPLOAD_TYPES, key=f"{KEY}-upload",
@@ -383,7 +355,8 @@ def render(task: Task) -> None:
     checkpoint = widgets.model_picker(task)
     if checkpoint is None:
         return
-    path, loaded = chosen_input(task, checkpoint)
+    path, loaded = widgets.sample_or_upload(task, checkpoint, KEY, sample_labels(),
+                                           uploaded_hologram)
     if path is None or loaded is None:
         return
     params, mode = parameter_fields(path, loaded)
