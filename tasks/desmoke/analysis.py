@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from domainvit.datasets.frames import find_pairs, read_frame
+from domainvit.datasets.frames import find_pairs, read_pair
 from domainvit.tasks.desmoke.dcp import dehaze_dark_channel
 from domainvit.tasks.desmoke.metrics import ciede2000, flicker, psnr, ssim
 from domainvit.tasks.desmoke.predict import desmoke_frame
@@ -26,11 +26,8 @@ Method = Callable[[np.ndarray], np.ndarray]
 
 def load_pairs(folder: Path) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The smoky and clean frames (``[H, W, 3]`` float32) of a folder of pairs."""
-    smoky, clean = [], []
-    for smoky_path, clean_path in find_pairs(folder):
-        smoky.append(read_frame(smoky_path)[0])
-        clean.append(read_frame(clean_path)[0])
-    return smoky, clean
+    pairs = [read_pair(*paths)[:2] for paths in find_pairs(folder)]
+    return [smoky for smoky, _ in pairs], [clean for _, clean in pairs]
 
 
 def load_sequences(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -27,7 +27,7 @@ from pydantic import Field, model_validator
 from torch.utils.data import Dataset
 
 from domainvit.datasets.desmoke_tissue import DESMOKE_TISSUE, SmokeSettings, SmokeSimulator
-from domainvit.datasets.frames import find_pairs, read_frame, write_frame
+from domainvit.datasets.frames import find_pairs, read_frame, read_pair, write_frame
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
 from domainvit.schema import StrictModel
@@ -98,12 +98,8 @@ class SimulatedPairs(Dataset):
         return _item(self.cfg, pair["smoky"], pair["clean"])
 
 
-def _read_pair(smoky_path: Path, clean_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    smoky, _ = read_frame(smoky_path)
-    clean, _ = read_frame(clean_path)
-    if smoky.shape != clean.shape:
-        raise UserError(f"{smoky_path.name} is {smoky.shape[1]}x{smoky.shape[0]} but its clean "
-                        f"frame {clean_path.name} is {clean.shape[1]}x{clean.shape[0]}")
+def _channels_first_pair(smoky_path: Path, clean_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    smoky, clean, _ = read_pair(smoky_path, clean_path)
     return smoky.transpose(2, 0, 1), clean.transpose(2, 0, 1)
 
 
@@ -118,7 +114,7 @@ class PairedFrames(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return _item(self.cfg, *_read_pair(*self.pairs[index]))
+        return _item(self.cfg, *_channels_first_pair(*self.pairs[index]))
 
 
 class CroppedPairs(Dataset):
@@ -127,7 +123,7 @@ class CroppedPairs(Dataset):
 
     def __init__(self, cfg: DesmokeData, pairs: list[tuple[Path, Path]]) -> None:
         self.cfg = cfg
-        self.frames = [_read_pair(*pair) for pair in pairs]
+        self.frames = [_channels_first_pair(*pair) for pair in pairs]
         small = [p[0].name for p, f in zip(pairs, self.frames, strict=True)
                  if min(f[0].shape[1:]) < cfg.crop]
         if small:
