@@ -12,7 +12,10 @@ baseline (``lidar_place/quickstart_pointnet`` with ``--pointnet``) and Scan Cont
 (20 rings, 60 sectors, out to the submap radius; ring-key search, 10 candidates
 re-ranked; on the clouds as stored). The models describe every cloud as ``domainvit
 eval`` does (:mod:`domainvit.tasks.lidar_place.analysis`), so their clean scores are
-``eval``'s.
+``eval``'s. Each method is also scored with its first 5 matches re-ranked geometrically
+(:mod:`domainvit.tasks.lidar_place.rerank`, the settings of ``lidar_place/quickstart``:
+``domainvit eval`` with that config re-ranks the same way), in both tables for the two
+models and in the first for Scan Context.
 
 The place folder is the ``test`` folder of the prepared ``lidar-autzen`` benchmark
 (``domainvit data prepare lidar-autzen``), or ``--folder``. A query's true matches are
@@ -55,6 +58,7 @@ from bench_hsi import cpu_name  # the benchmarks folder is on the path of its sc
 from domainvit.datasets.pointcloud import read_place_folder
 from domainvit.errors import UserError
 from domainvit.tasks.lidar_place import analysis as lp
+from domainvit.tasks.lidar_place.metrics import MAX_N, ranked_recall
 
 HOTFORMER, POINTNET = "HOTFormerLoc", "PointNet"
 QUICK_QUERIES = 8
@@ -168,15 +172,22 @@ def main(argv: list[str] | None = None) -> int:
         folder = lp.subset_queries(folder, QUICK_QUERIES)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    results = {name: summary(lp.model_scores(model, cfg, folder, seed=args.seed))
-               for name, (model, cfg) in models.items()}
-    results[lp.SCAN_CONTEXT] = summary(lp.scan_context_scores(
-        folder, radius=data.radius, positive_m=data.positive_m))
+    ranks = {name: lp.model_ranks(model, cfg, folder, seed=args.seed)
+             for name, (model, cfg) in models.items()}
+    ranks[lp.SCAN_CONTEXT] = lp.scan_context_ranks(folder, radius=data.radius)
+    results = {}
+    for name, ranking in ranks.items():
+        print(f"re-ranking {name} ...", file=sys.stderr)
+        for shown, r in ((name, ranking), (lp.RERANKED.format(name), lp.rerank_ranks(
+                models[HOTFORMER][1], folder, ranking, seed=args.seed))):
+            results[shown] = summary(ranked_recall(
+                r, lp.positions(folder.database), lp.positions(folder.queries),
+                positive_m=data.positive_m, max_n=MAX_N))
     for name, r in results.items():
         print(f"{name}: " + ", ".join(f"{k} {r[k]:.3f}" for k in KEYS), file=sys.stderr)
     robustness = lp.robustness_table(
         models, folder, lp.default_sweeps(data.radius), radius=data.radius,
-        positive_m=data.positive_m, seed=args.seed,
+        positive_m=data.positive_m, seed=args.seed, reranked=(HOTFORMER, POINTNET),
         progress=lambda step: print(f"robustness: {step}", file=sys.stderr))
     robustness = [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
                   for row in robustness]
@@ -194,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         "models": (f"{HOTFORMER}: lidar_place/quickstart ({args.checkpoint}); {POINTNET}: "
                    f"lidar_place/quickstart_pointnet ({args.pointnet}); "
                    f"{lp.SCAN_CONTEXT}: 20 rings x 60 sectors to {data.radius:g} m, "
-                   f"ring-key search with 10 candidates re-ranked"),
+                   f"ring-key search with 10 candidates re-ranked; + re-ranking: the first "
+                   f"{data.rerank_top_k or lp.RERANK_TOP_K} matches re-ranked by height-map "
+                   f"alignment ({data.rerank_cell_m:g} m cells, "
+                   f"{data.rerank_yaw_step_deg:g} degree yaw steps, "
+                   f"{data.rerank_reach:g} x the radius)"),
         "machine": machine(load_before),
         "seconds": seconds,
         "results": results,

@@ -24,6 +24,7 @@ positions with the matches ranked and the query's pose.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from domainvit.tasks.lidar_place.predict import (
     query_position,
     rows_of,
 )
+from domainvit.tasks.lidar_place.rerank import CloudReranker
 
 KEY = "lidar_place"
 UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in POINT_SUFFIXES)
@@ -79,6 +81,8 @@ class Query:
     descriptor: np.ndarray
     #: the query's recorded pose (x, y, z), when its place folder lists it
     position: np.ndarray | None
+    #: the points geometric re-ranking aligns (None: the config does not re-rank)
+    rerank_points: np.ndarray | None = None
 
 
 def thinned(xyz: np.ndarray, limit: int = MAX_SHOWN_POINTS) -> np.ndarray:
@@ -99,8 +103,9 @@ def describe_query(loaded: LoadedModel, path: Path, guard: InputGuard) -> Query:
     guard.check(path.name, compare_cloud, cloud, kept)
     with st.spinner("Describing the cloud ..."), widgets.exclusive(loaded):
         descriptor = describe(loaded.model, [rows])[0]
+    points = (CloudReranker(cfg).points(cloud, path.name) if cfg.rerank_top_k else None)
     return Query(path.name, thinned(cloud.xyz), len(cloud.xyz), kept, descriptor,
-                 query_position(path))
+                 query_position(path), points)
 
 
 # --- the database --------------------------------------------------------------------------
@@ -181,6 +186,17 @@ def chosen_database(loaded: LoadedModel) -> Database | None:
 # --- showing the result --------------------------------------------------------------------
 
 
+@st.cache_resource(max_entries=4)
+def _reranker_for(settings: str) -> CloudReranker:
+    return CloudReranker(LidarPlaceData.model_validate_json(settings))
+
+
+def _reranker(cfg: LidarPlaceData) -> CloudReranker | None:
+    """The geometric reranker of a config (kept across reruns: it keeps the database
+    clouds it has read), None when the config does not re-rank."""
+    return _reranker_for(cfg.model_dump_json()) if cfg.rerank_top_k else None
+
+
 def cloud_figure(query: Query):
     import plotly.graph_objects as go
 
@@ -200,6 +216,11 @@ def match_table(found: list[dict], with_metres: bool) -> pd.DataFrame:
                           "file": [r["file"] for r in found],
                           "descriptor distance": [round(r["descriptor_distance"], 4)
                                                   for r in found]})
+    if any(r.get("alignment") is not None for r in found):
+        frame["geometric score"] = [None if r.get("alignment") is None
+                                    else round(r["alignment"].score, 3) for r in found]
+        frame["yaw (deg)"] = [None if r.get("alignment") is None
+                              else r["alignment"].yaw_deg for r in found]
     if with_metres:
         frame["metres"] = [None if r["metres"] is None else round(r["metres"], 1)
                            for r in found]
@@ -254,7 +275,10 @@ def show(query: Query, loaded: LoadedModel) -> None:
                    f"the model (at most {cfg.points:,}).")
     if database is None:
         return
-    found = match(database, query.descriptor, min(TOP_N, len(database.names)), query.position)
+    reranker = _reranker(cfg)
+    with st.spinner("Matching ...") if reranker else contextlib.nullcontext():
+        found = match(database, query.descriptor, min(TOP_N, len(database.names)),
+                      query.position, reranker, query.rerank_points)
     with_metres = any(r["metres"] is not None for r in found)
     with left:
         st.markdown(f"**The {len(found)} nearest places of the database**")
@@ -264,6 +288,10 @@ def show(query: Query, loaded: LoadedModel) -> None:
                          "metres": st.column_config.NumberColumn(format="%.1f")})
         note = (f"Database `{database.root}`: {len(database.names)} clouds. Descriptor "
                 "distance: Euclidean, between L2-normalised descriptors (0 to 2).")
+        if reranker is not None:
+            note += (f" The {reranker.top_k} nearest by descriptor are re-ranked by how well "
+                     "the clouds' height maps align (geometric score, -1 to 1; yaw: the "
+                     "query's rotation onto the match).")
         if with_metres:
             note += (" Metres: horizontal distance between the match's recorded position "
                      "and the query's recorded pose; within "
@@ -279,7 +307,7 @@ def show(query: Query, loaded: LoadedModel) -> None:
             return
         st.plotly_chart(map_figure(database, found, query), key=f"{KEY}-map")
         st.caption(f"Grey: every database cloud at its recorded position; coloured and "
-                   f"numbered: the {len(found)} nearest by descriptor"
+                   f"numbered: the {len(found)} best matches"
                    + ("; star: the query's recorded pose." if query.position is not None
                       else "."))
 

@@ -39,6 +39,7 @@ from domainvit.tasks.lidar_place.hotformer import (
 from domainvit.tasks.lidar_place.loss import truncated_smooth_ap
 from domainvit.tasks.lidar_place.metrics import PlaceRecallMetrics
 from domainvit.tasks.lidar_place.predict import predict_clouds, sample_queries
+from domainvit.tasks.lidar_place.rerank import CloudReranker
 
 __all__ = ["HOTFormerLoc", "LidarPlaceTask", "PointNetDescriptor"]
 
@@ -93,7 +94,15 @@ class LidarPlaceTask(Task):
                                    negative_m=negative_m)
 
     def build_metrics(self, data_cfg: LidarPlaceData, during_training: bool = False) -> Any:
-        return PlaceRecallMetrics(positive_m=data_cfg.positive_m)
+        # validation during training ranks by descriptors only: re-ranking reads every
+        # cloud again
+        reranker = (CloudReranker(data_cfg) if data_cfg.rerank_top_k and not during_training
+                    else None)
+        return PlaceRecallMetrics(positive_m=data_cfg.positive_m, reranker=reranker)
+
+    def update_metrics(self, metrics: Any, outputs: Any,
+                       batch: dict[str, torch.Tensor]) -> None:
+        metrics.update(outputs, batch["target"], batch.get("path"), batch.get("bin_format"))
 
     def data_info(self, data_cfg: LidarPlaceData) -> dict[str, Any]:
         places = TrainingPlaces(data_cfg.model_copy(update={"augment": False}))

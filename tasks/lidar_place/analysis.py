@@ -35,6 +35,11 @@ of headings unchanged: the rotation sweep measures whether a query's result depe
 its heading (a rotation-invariant method scores the same at every angle, and
 :func:`robustness_table` reports how many top-1 matches stay the same).
 
+Re-ranking. :func:`rerank_ranks` re-ranks any method's rankings geometrically
+(:class:`~domainvit.tasks.lidar_place.rerank.CloudReranker`, the first
+``data.rerank_top_k`` matches, :data:`RERANK_TOP_K` when the config sets none), with the
+same perturbed queries; :func:`robustness_table` adds a re-ranked row per method when asked.
+
 :func:`robustness_table` runs the sweeps for several models and Scan Context;
 :func:`recall_curves`, :func:`query_outcomes` and the ``plot_*`` functions give the
 notebook's figures (each ``plot_*`` returns a matplotlib figure).
@@ -82,6 +87,10 @@ DENSIFY_JITTER_M = 0.3
 
 #: the method name of Scan Context in tables and figures
 SCAN_CONTEXT = "Scan Context"
+#: what a re-ranked method is called in the tables
+RERANKED = "{} + re-ranking"
+#: the matches re-ranked when a config does not say
+RERANK_TOP_K = 5
 
 
 # --- models and folders ------------------------------------------------------------------
@@ -368,6 +377,23 @@ def model_ranks(model: nn.Module, cfg: Any, folder: PlaceFolder,
     return list(nearest_neighbours(database, queries, _depth(folder, max_n)))
 
 
+def rerank_ranks(cfg: Any, folder: PlaceFolder, ranks: Sequence[np.ndarray],
+                 transform: Transform | None = None, *, seed: int = 0) -> list[np.ndarray]:
+    """Per-query rankings re-ranked geometrically: the first ``data.rerank_top_k`` matches
+    (:data:`RERANK_TOP_K` when the config sets none) of each, the queries perturbed by
+    ``transform`` (with ``seed``) as the rankings were computed."""
+    from domainvit.tasks.lidar_place.rerank import CloudReranker
+
+    data = _data(cfg)
+    if not data.rerank_top_k:
+        data = data.model_copy(update={"rerank_top_k": RERANK_TOP_K})
+    reranker = CloudReranker(data)
+    queries = read_clouds(folder.queries, folder.bin_format, transform, seed)
+    return [reranker.rerank(reranker.points(cloud, entry.path.name), np.asarray(order),
+                            [folder.database[i].path for i in order], folder.bin_format)[0]
+            for entry, cloud, order in zip(folder.queries, queries, ranks, strict=True)]
+
+
 # --- tables and curves -------------------------------------------------------------------
 
 
@@ -400,11 +426,14 @@ def robustness_table(models: Mapping[str, tuple[nn.Module, Any]], folder: PlaceF
                      sweeps: Sequence[Perturbation], *, scan_context: bool = True,
                      radius: float | None = None, seed: int = 0,
                      positive_m: float | None = None, max_n: int = MAX_N,
+                     reranked: Sequence[str] = (),
                      progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Every method on the unperturbed queries and under every perturbation of ``sweeps``.
 
     ``models``: name -> ``(model, cfg)``; with ``scan_context`` Scan Context as well (at
-    ``radius``, default the first model's ``data.radius`` or 20 m). True matches lie within
+    ``radius``, default the first model's ``data.radius`` or 20 m); every method named in
+    ``reranked`` also re-ranked (:func:`rerank_ranks` with the first model's config),
+    called :data:`RERANKED`. True matches lie within
     ``positive_m`` (default the first model's ``data.positive_m`` or 25 m). The database
     of each method is described once; only the queries are perturbed.
 
@@ -429,6 +458,11 @@ def robustness_table(models: Mapping[str, tuple[nn.Module, Any]], folder: PlaceF
                                                radius=radius)
         methods[SCAN_CONTEXT] = lambda t: scan_context_ranks(
             folder, t, radius, seed=seed, max_n=max_n, database=sc_database)
+    for name in reranked:
+        if first is None or name not in methods:
+            raise ValueError(f"cannot re-rank {name!r}: the methods are {list(methods)}")
+        methods[RERANKED.format(name)] = (
+            lambda t, r=methods[name]: rerank_ranks(first[1], folder, r(t), t, seed=seed))
     rows = []
     for method, rank in methods.items():
         clean_top1 = None

@@ -85,6 +85,15 @@ class LidarPlaceData(StrictModel):
     occlusion: float = Field(0.3, ge=0, le=1)
     #: matches listed per query by ``predict``
     top_k: int = Field(25, gt=0)
+    #: geometric re-ranking (:mod:`~domainvit.tasks.lidar_place.rerank`) of this many
+    #: best descriptor matches in ``eval`` and ``predict`` (0: descriptor order only;
+    #: validation during training never re-ranks)
+    rerank_top_k: int = Field(5, ge=0)
+    #: re-ranking height maps cover this multiple of ``radius`` around a cloud's centre
+    rerank_reach: float = Field(1.5, ge=1)
+    #: re-ranking height-map cell (metres) and yaw step (degrees)
+    rerank_cell_m: float = Field(1.0, gt=0)
+    rerank_yaw_step_deg: float = Field(5.0, gt=0, le=90)
 
     @model_validator(mode="after")
     def _check(self) -> LidarPlaceData:
@@ -248,8 +257,9 @@ class TrainingPlaces(Dataset):
 
 class PlaceFolderDataset(Dataset):
     """The clouds of a place folder, database first: ``{"input": [points, 5], "target":
-    (x, y, z, is_query), "thresholds": [2]}`` (the loss of an evaluation batch is the
-    Smooth-AP among its clouds). Pre-processing is seeded per file, so scores repeat."""
+    (x, y, z, is_query), "thresholds": [2], "path", "bin_format"}`` (the file,
+    for geometric re-ranking); the loss of an evaluation batch is the Smooth-AP among its
+    clouds. Pre-processing is seeded per file, so scores repeat."""
 
     def __init__(self, folder: PlaceFolder, cfg: LidarPlaceData) -> None:
         self.folder = folder
@@ -269,7 +279,8 @@ class PlaceFolderDataset(Dataset):
         position = entry.position - self.origin
         target = [*position, float(entry.split == "query")]
         return {"input": torch.from_numpy(rows), "target": torch.tensor(target).float(),
-                "thresholds": torch.tensor([self.cfg.positive_m, self.cfg.negative_m])}
+                "thresholds": torch.tensor([self.cfg.positive_m, self.cfg.negative_m]),
+                "path": str(entry.path), "bin_format": self.folder.bin_format}
 
 
 def build_dataset(cfg: LidarPlaceData, split: str) -> Dataset:

@@ -13,7 +13,9 @@ first ``max_n`` contributing 0.
 search, :mod:`~domainvit.tasks.lidar_place.scan_context`); :func:`retrieval_scores` ranks
 by euclidean distance between descriptors (faiss when it is installed, scikit-learn's
 ``NearestNeighbors`` otherwise) and calls it. :class:`PlaceRecallMetrics` collects
-descriptors during an evaluation (the task's ``TaskMetrics``).
+descriptors during an evaluation (the task's ``TaskMetrics``) and, given a reranker,
+re-ranks each query's first matches geometrically
+(:class:`~domainvit.tasks.lidar_place.rerank.CloudReranker`) before scoring.
 """
 
 from __future__ import annotations
@@ -133,19 +135,23 @@ def retrieval_scores(db_desc: np.ndarray, db_pos: np.ndarray, q_desc: np.ndarray
 
 
 class PlaceRecallMetrics:
-    """``update(descriptors [B, D], target [B, 4])`` with ``target`` = (x, y, z,
-    is_query): the database and the queries of an evaluation arrive mixed in batches;
-    ``compute()`` -> :func:`retrieval_scores` of the queries against the database, the
-    scalars as 0-d tensors (as the engine logs them) and ``recall_at_n`` as a 1-d tensor.
+    """``update(descriptors [B, D], target [B, 4], paths, bin_formats)`` with ``target``
+    = (x, y, z, is_query): the database and the queries of an evaluation arrive mixed in
+    batches; ``compute()`` -> :func:`ranked_recall` of the queries' nearest database
+    descriptors, the scalars as 0-d tensors (as the engine logs them) and
+    ``recall_at_n`` as a 1-d tensor. With a ``reranker`` (and the clouds' ``paths``), each
+    query's first ``reranker.top_k`` matches are re-ranked geometrically first.
 
     The descriptors stay on the CPU whatever ``to`` is given (a database of thousands of
     descriptors is small, and nearest-neighbour search runs on the CPU). Under DDP each
     rank holds a shard; ``compute`` gathers every rank's with ``all_gather_object``.
     """
 
-    def __init__(self, *, positive_m: float = POSITIVE_M, max_n: int = MAX_N) -> None:
+    def __init__(self, *, positive_m: float = POSITIVE_M, max_n: int = MAX_N,
+                 reranker: Any = None) -> None:
         self.positive_m = positive_m
         self.max_n = max_n
+        self.reranker = reranker
         self.reset()
 
     def to(self, device: torch.device) -> PlaceRecallMetrics:
@@ -154,8 +160,11 @@ class PlaceRecallMetrics:
     def reset(self) -> None:
         self._descriptors: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
+        self._files: list[tuple[str, str]] = []
 
-    def update(self, outputs: torch.Tensor, target: torch.Tensor) -> None:
+    def update(self, outputs: torch.Tensor, target: torch.Tensor,
+               paths: Sequence[str] | None = None,
+               bin_formats: Sequence[str] | None = None) -> None:
         if outputs.ndim != 2 or target.ndim != 2 or target.shape[1] != 4 \
                 or len(outputs) != len(target):
             raise ValueError(f"expected descriptors [B, D] and targets [B, 4] (x, y, z, "
@@ -163,26 +172,46 @@ class PlaceRecallMetrics:
                              f"{list(target.shape)}")
         self._descriptors.append(outputs.detach().float().cpu())
         self._targets.append(target.detach().double().cpu())
+        if paths is not None:
+            formats = bin_formats if bin_formats is not None else ["kitti"] * len(paths)
+            if len(paths) != len(outputs) or len(formats) != len(outputs):
+                raise ValueError(f"{len(paths)} paths and {len(formats)} formats for "
+                                 f"{len(outputs)} descriptors")
+            self._files.extend(zip(paths, formats, strict=True))
 
-    def _collected(self) -> tuple[np.ndarray, np.ndarray]:
+    def _collected(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
         desc = [d.numpy() for d in self._descriptors]
         targets = [t.numpy() for t in self._targets]
+        files = list(self._files)
         if torch.distributed.is_available() and torch.distributed.is_initialized() \
                 and torch.distributed.get_world_size() > 1:
             gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, (desc, targets))
+            torch.distributed.all_gather_object(gathered, (desc, targets, files))
             desc = [d for part in gathered for d in part[0]]
             targets = [t for part in gathered for t in part[1]]
+            files = [f for part in gathered for f in part[2]]
         width = next((d.shape[1] for d in desc), 0)
         return (np.concatenate(desc) if desc else np.zeros((0, width), np.float32),
-                np.concatenate(targets) if targets else np.zeros((0, 4)))
+                np.concatenate(targets) if targets else np.zeros((0, 4)), files)
 
     def compute(self) -> dict[str, Any]:
-        desc, targets = self._collected()
+        desc, targets, files = self._collected()
         is_query = targets[:, 3] > 0.5
-        scores = retrieval_scores(desc[~is_query], targets[~is_query, :3], desc[is_query],
-                                  targets[is_query, :3], positive_m=self.positive_m,
-                                  max_n=self.max_n)
+        db_desc, q_desc = desc[~is_query], desc[is_query]
+        ranks = list(nearest_neighbours(db_desc, q_desc,
+                                        max(self.max_n, one_percent(len(db_desc)))))
+        if self.reranker is not None and self.reranker.top_k > 0:
+            if len(files) != len(desc):
+                raise ValueError("re-ranking needs every cloud's file: update() was given "
+                                 "no paths")
+            db_files = [f for f, q in zip(files, is_query, strict=True) if not q]
+            q_files = [f for f, q in zip(files, is_query, strict=True) if q]
+            ranks = [self.reranker.rerank(self.reranker.file_points(*query), order,
+                                          [db_files[i][0] for i in order],
+                                          db_files[0][1] if db_files else "kitti")[0]
+                     for query, order in zip(q_files, ranks, strict=True)]
+        scores = ranked_recall(ranks, targets[~is_query, :3], targets[is_query, :3],
+                               positive_m=self.positive_m, max_n=self.max_n)
         result: dict[str, Any] = {
             name: torch.tensor(float(value), dtype=torch.float64)
             for name, value in scores.items() if name != "recall_at_n"}

@@ -3,7 +3,9 @@
 For each query file ``predict`` writes ``<stem>.descriptor.npy`` (float32 [D], L2
 normalised), ``<stem>.matches.csv`` (the ``data.top_k`` nearest database clouds: rank,
 file, descriptor distance, the entry's x, y, z and, when the query's own pose is known,
-the horizontal distance in metres) and ``<stem>.prediction.json``.
+the horizontal distance in metres; with ``data.rerank_top_k`` the first ones re-ranked
+geometrically, each with its geometric score, the query's yaw onto it and the offset of
+the query's centre from the entry cloud's centre in metres) and ``<stem>.prediction.json``.
 
 The database (``data.database``) is a place folder (``poses.csv`` with ``database/`` and
 ``queries/``, or the PointNetVLAD layout: its database clouds with their positions) or a
@@ -50,6 +52,7 @@ from domainvit.tasks.lidar_place.data import (
 )
 from domainvit.tasks.lidar_place.distribution import compare_cloud
 from domainvit.tasks.lidar_place.metrics import nearest_neighbours
+from domainvit.tasks.lidar_place.rerank import Alignment, CloudReranker
 
 #: the database descriptor cache, beside the database's files
 CACHE_NAME = ".domainvit-descriptors.npz"
@@ -70,6 +73,8 @@ class Database:
     descriptors: np.ndarray
     #: how many descriptors came from the cache
     cached: int
+    #: how the database's ``.bin`` files are read
+    bin_format: str = "kitti"
 
 
 def rows_of(cloud: PointCloud, cfg: LidarPlaceData, name: str) -> np.ndarray:
@@ -175,7 +180,8 @@ def describe_database(model: nn.Module, cfg: LidarPlaceData, root: Path,
         descriptors[i] = fresh[fresh_index[i]] if i in fresh_index else cache[name][1]
     if todo:
         _write_cache(root / CACHE_NAME, fingerprint, names, signatures, descriptors)
-    return Database(root, names, positions, descriptors, len(entries) - len(todo))
+    return Database(root, names, positions, descriptors, len(entries) - len(todo),
+                    bin_format)
 
 
 def default_database(cfg: LidarPlaceData) -> Path:
@@ -208,49 +214,75 @@ def query_position(path: Path, known: dict[Path, dict[Path, np.ndarray]] | None 
 
 
 def match(database: Database, descriptor: np.ndarray, top_k: int,
-          position: np.ndarray | None) -> list[dict]:
-    """The ``top_k`` nearest database entries of one descriptor, nearest first."""
-    order = nearest_neighbours(database.descriptors, descriptor[None], top_k)[0]
+          position: np.ndarray | None, reranker: CloudReranker | None = None,
+          query_points: np.ndarray | None = None) -> list[dict]:
+    """The ``top_k`` nearest database entries of one descriptor, nearest first; with a
+    ``reranker`` (and the query's re-ranking points), its first ``rerank_top_k`` matches
+    re-ranked geometrically, each with its alignment."""
+    order = nearest_neighbours(database.descriptors, descriptor[None],
+                               max(top_k, reranker.top_k if reranker else 0))[0]
     distance = np.linalg.norm(database.descriptors - descriptor[None], axis=1)
+    alignments: list[Alignment] = []
+    if reranker is not None and reranker.top_k and query_points is not None:
+        order, alignments = reranker.rerank(
+            query_points, order, [database.root / database.names[i] for i in order],
+            database.bin_format)
     rows = []
-    for rank, i in enumerate(order, start=1):
+    for rank, i in enumerate(order[:top_k], start=1):
         x, y, z = database.positions[i]
         metres = (float(np.hypot(x - position[0], y - position[1]))
                   if position is not None and np.isfinite(x) else None)
+        aligned = alignments[rank - 1] if rank <= len(alignments) else None
         rows.append({"rank": rank, "file": database.names[i],
                      "descriptor_distance": float(distance[i]), "x": x, "y": y, "z": z,
-                     "metres": metres})
+                     "metres": metres, "alignment": aligned})
     return rows
+
+
+def _best_match(row: dict) -> dict:
+    best = {k: v for k, v in row.items() if k in ("file", "descriptor_distance", "metres")}
+    if row.get("alignment") is not None:
+        a = row["alignment"]
+        best.update(geometric_score=a.score, yaw_deg=a.yaw_deg,
+                    offset_xy_m=list(a.offset_xy))
+    return best
 
 
 def _matches_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["rank", "file", "descriptor_distance", "x", "y", "z", "metres"])
+    writer.writerow(["rank", "file", "descriptor_distance", "x", "y", "z", "metres",
+                     "geometric_score", "yaw_deg", "offset_x_m", "offset_y_m"])
     for r in rows:
+        a = r.get("alignment")
         writer.writerow([r["rank"], r["file"], f"{r['descriptor_distance']:.6f}",
                          *("" if not np.isfinite(v) else f"{v:.3f}"
                            for v in (r["x"], r["y"], r["z"])),
-                         "" if r["metres"] is None else f"{r['metres']:.2f}"])
+                         "" if r["metres"] is None else f"{r['metres']:.2f}",
+                         *(("", "", "", "") if a is None else
+                           (f"{a.score:.4f}", f"{a.yaw_deg:g}", f"{a.offset_xy[0]:.1f}",
+                            f"{a.offset_xy[1]:.1f}"))])
     return out.getvalue()
 
 
 def predict_clouds(model: nn.Module, cfg: LidarPlaceData, inputs: list[Path], out_dir: Path,
                    guard: InputGuard, database: Database | None = None) -> list[Path]:
     """Describe each query cloud, match it against the database, write the outputs."""
+    reranker = CloudReranker(cfg) if cfg.rerank_top_k else None
     clouds = []
     for path in inputs:  # read and check every input before anything is written
         cloud = read_point_cloud(path)
         rows = rows_of(cloud, cfg, path.name)
         check = guard.check(path.name, compare_cloud, cloud, int(rows[:, 4].sum()))
-        clouds.append((path, rows, check))
+        points = None if reranker is None else reranker.points(cloud, path.name)
+        clouds.append((path, rows, check, points))
     if database is None:
         database = describe_database(model, cfg, default_database(cfg))
     written, known = [], {}
-    for path, rows, check in clouds:
+    for path, rows, check, points in clouds:
         descriptor = describe(model, [rows])[0]
         position = query_position(path, known)
-        found = match(database, descriptor, cfg.top_k, position)
+        found = match(database, descriptor, cfg.top_k, position, reranker, points)
         stem = output_stem(path)
         target = out_dir / f"{stem}.descriptor.npy"
         with atomic_write(target) as temporary, open(temporary, "wb") as handle:
@@ -265,8 +297,8 @@ def predict_clouds(model: nn.Module, cfg: LidarPlaceData, inputs: list[Path], ou
             "database": {"folder": str(database.root), "clouds": len(database.names),
                          "from_cache": database.cached},
             "query_position": None if position is None else [float(v) for v in position],
-            "best_match": {k: v for k, v in found[0].items()
-                           if k in ("file", "descriptor_distance", "metres")}}))
+            "reranked": 0 if reranker is None else min(reranker.top_k, len(database.names)),
+            "best_match": _best_match(found[0])}))
     return written
 
 

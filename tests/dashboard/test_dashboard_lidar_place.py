@@ -114,7 +114,8 @@ def test_a_sample_query_retrieves_its_place_as_domainvit_predict_does(
     assert not at.warning, [w.value for w in at.warning]  # a held-out query is typical
 
     table = at.dataframe[0].value
-    assert list(table.columns) == ["rank", "file", "descriptor distance", "metres"]
+    assert list(table.columns) == ["rank", "file", "descriptor distance", "geometric score",
+                                   "yaw (deg)", "metres"]
     assert list(table["rank"]) == [1, 2, 3, 4, 5]
     assert table["metres"].iloc[0] <= 25.0, table  # the best match is the same place
     expected = _predicted_matches(lidar_model, test_area / "queries" / EASY_QUERY, tmp_path)
@@ -124,6 +125,9 @@ def test_a_sample_query_retrieves_its_place_as_domainvit_predict_does(
                                atol=1e-3)
     np.testing.assert_allclose(table["metres"], [float(row["metres"]) for row in expected[:5]],
                                atol=0.1)
+    np.testing.assert_allclose(table["geometric score"],
+                               [float(row["geometric_score"]) for row in expected[:5]],
+                               atol=1e-3)
 
     cloud, places = _charts(at)
     assert [trace["type"] for trace in cloud] == ["scatter3d"]
@@ -147,7 +151,8 @@ def test_an_uploaded_database_cloud_finds_itself_without_metres(page, test_area,
     at = upload(page, KEY, path)
     assert not at.exception and not errors(at)
     table = at.dataframe[0].value
-    assert list(table.columns) == ["rank", "file", "descriptor distance"]
+    assert list(table.columns) == ["rank", "file", "descriptor distance", "geometric score",
+                                   "yaw (deg)"]
     assert table["file"].iloc[0] == "database/000012.bin"
     assert any("query's pose is not known" in c.value for c in at.caption)
     # the map is drawn without the query's pose

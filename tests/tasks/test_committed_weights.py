@@ -140,9 +140,8 @@ def lidar_quickstart():
 
 def test_lidar_place_quickstart_finds_the_held_out_places(lidar_quickstart):
     """Recall@1 on the held-out area (queries from other trajectories, rotated, thinned,
-    occluded, noisy): above Scan Context and far above chance. (The targets of recall@1
-    >= 0.90 and above the PointNet baseline are not reached: PointNet trained the same
-    way scores one query more; tasks/lidar_place/README.md.)"""
+    occluded, noisy), by descriptors alone: above Scan Context and far above chance.
+    (PointNet trained the same way scores one query more; re-ranked, the next test.)"""
     from domainvit.tasks.lidar_place.analysis import (
         chance_recall_at_1,
         model_scores,
@@ -156,6 +155,25 @@ def test_lidar_place_quickstart_finds_the_held_out_places(lidar_quickstart):
     assert ours["recall_at_1"] > scan_context["recall_at_1"] + 0.2
     assert ours["recall_at_1"] > 3 * chance_recall_at_1(folder)
     assert ours["recall_at_n"][4] >= 0.9  # the right place among the first five
+
+
+def test_lidar_place_quickstart_re_ranking_finds_more_places_first(lidar_quickstart):
+    """The shipped config re-ranks the first five matches by height-map alignment: recall@1
+    rises by more than 0.1 (0.744 -> 0.895 on the held-out area; the 0.90 target is missed
+    by one query of 86, and PointNet re-ranked the same way ties at 0.895;
+    tasks/lidar_place/README.md), and the first five hold the same places."""
+    from domainvit.tasks.lidar_place.analysis import model_ranks, positions, rerank_ranks
+    from domainvit.tasks.lidar_place.metrics import ranked_recall
+
+    model, cfg, folder = lidar_quickstart
+    assert cfg.data.rerank_top_k == 5
+    ranks = model_ranks(model, cfg, folder)
+    reranked = rerank_ranks(cfg, folder, ranks)
+    db_pos, q_pos = positions(folder.database), positions(folder.queries)
+    before, after = (ranked_recall(r, db_pos, q_pos) for r in (ranks, reranked))
+    assert after["recall_at_1"] > before["recall_at_1"] + 0.1
+    assert after["recall_at_1"] >= 0.85
+    assert all(set(a[:5]) == set(b[:5]) for a, b in zip(ranks, reranked, strict=True))
 
 
 @pytest.mark.parametrize("kind, strength", [("thin", 0.25), ("densify", 4), ("noise", 0.3),

@@ -93,11 +93,50 @@ def test_eval_scores_a_place_folder_of_ones_own(trained, place_root):
                                               scores["recall_at_n"][1:], strict=False))
 
 
+def test_eval_re_ranking_reorders_only_the_first_matches(trained, place_root):
+    """``data.rerank_top_k=5`` re-orders each query's first five matches: recall@N from
+    N = 5 on is the descriptor ranking's."""
+    config, checkpoint = trained
+    scores = {}
+    for k in (0, 5):
+        done = run_cli("eval", str(config), "--checkpoint", str(checkpoint), "--set",
+                       f"data.root={place_root}", "--set", f"data.rerank_top_k={k}", "--json")
+        assert done.returncode == 0, done.stderr
+        scores[k] = json.loads(done.stdout)
+    assert scores[5]["recall_at_n"][4:] == pytest.approx(scores[0]["recall_at_n"][4:])
+    assert scores[5]["queries"] == scores[0]["queries"]
+
+
+def test_predict_with_re_ranking_reports_the_alignment(trained, place_root, tmp_path):
+    model, cfg, meta = _model(trained)
+    data = cfg.data.model_copy(update={"database": place_root, "top_k": 8,
+                                       "rerank_top_k": 5})
+    query = sorted((place_root / "queries").iterdir())[1]
+    predict_clouds(model, data, [query], tmp_path, InputGuard.from_meta(meta))
+    with open(tmp_path / f"{query.stem}.matches.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8
+    for row in rows[:5]:
+        assert -1.0 <= float(row["geometric_score"]) <= 1.0
+        assert 0.0 <= float(row["yaw_deg"]) < 360.0
+        assert abs(float(row["offset_x_m"])) <= 2 * 1.5 * data.radius
+    assert all(row["geometric_score"] == "" for row in rows[5:])
+    # the first five are the descriptor's first five, re-ordered; the rest keep their order
+    distances = [float(r["descriptor_distance"]) for r in rows]
+    assert max(distances[:5]) <= min(distances[5:]) + 1e-9
+    assert distances[5:] == sorted(distances[5:])
+    sidecar = json.loads((tmp_path / f"{query.stem}.prediction.json").read_text())
+    assert sidecar["reranked"] == 5
+    assert sidecar["best_match"]["file"] == rows[0]["file"]
+    assert sidecar["best_match"]["geometric_score"] == pytest.approx(
+        float(rows[0]["geometric_score"]), abs=1e-4)
+
+
 def test_predict_writes_descriptor_and_matches_and_caches_the_database(trained, place_root,
                                                                      tmp_path):
     model, cfg, meta = _model(trained)
     cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={
-        "database": place_root, "top_k": 5})})
+        "database": place_root, "top_k": 5, "rerank_top_k": 0})})  # descriptor order
     query = sorted((place_root / "queries").iterdir())[0]
     guard = InputGuard.from_meta(meta)
     written = predict_clouds(model, cfg.data, [query], tmp_path, guard)
