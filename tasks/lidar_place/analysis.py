@@ -36,7 +36,8 @@ its heading (a rotation-invariant method scores the same at every angle, and
 :func:`robustness_table` reports how many top-1 matches stay the same).
 
 Re-ranking. :func:`rerank_ranks` re-ranks any method's rankings geometrically
-(:class:`~domainvit.tasks.lidar_place.rerank.CloudReranker`, the first
+(:func:`reranked_scores` scores a model that way;
+:class:`~domainvit.tasks.lidar_place.rerank.CloudReranker`, the first
 ``data.rerank_top_k`` matches, :data:`RERANK_TOP_K` when the config sets none), with the
 same perturbed queries; :func:`robustness_table` adds a re-ranked row per method when asked.
 
@@ -392,6 +393,17 @@ def rerank_ranks(cfg: Any, folder: PlaceFolder, ranks: Sequence[np.ndarray],
     return [reranker.rerank(reranker.points(cloud, entry.path.name), np.asarray(order),
                             [folder.database[i].path for i in order], folder.bin_format)[0]
             for entry, cloud, order in zip(folder.queries, queries, ranks, strict=True)]
+
+
+def reranked_scores(model: nn.Module, cfg: Any, folder: PlaceFolder,
+                    transform: Transform | None = None, *, seed: int = 0,
+                    max_n: int = MAX_N) -> dict[str, Any]:
+    """:func:`model_scores` with each query's first matches re-ranked geometrically
+    (:func:`rerank_ranks`), as ``domainvit eval`` scores with re-ranking on."""
+    ranks = model_ranks(model, cfg, folder, transform, seed=seed, max_n=max_n)
+    return ranked_recall(rerank_ranks(cfg, folder, ranks, transform, seed=seed),
+                         positions(folder.database), positions(folder.queries),
+                         positive_m=_data(cfg).positive_m, max_n=max_n)
 
 
 # --- tables and curves -------------------------------------------------------------------

@@ -190,6 +190,12 @@ def test_perception_notebook_reports_recall_of_every_method(executed):
                             text, flags=re.MULTILINE))
     assert set(found) == {"HOTFormerLoc", "PointNet", "Scan Context"}, text[-3000:]
     assert all(0.0 <= float(v) <= 1.0 for v in found.values())
+    lines = {m[0]: (m[1], m[2]) for m in re.findall(
+        r"^(.+?): recall@1 = (\d\.\d{3}), recall@5 = (\d\.\d{3})", text, flags=re.MULTILINE)}
+    reranked = {name: lines.get(f"{name} + re-ranking") for name in ("HOTFormerLoc", "PointNet")}
+    assert all(reranked.values()), text[-3000:]
+    for name, (_, at5) in reranked.items():  # re-ranking re-orders the first five only
+        assert at5 == lines[name][1], (name, reranked, lines)
     # SMOKE scores a dozen queries of the held-out area, against the chance level
     assert re.search(r"on 12 held-out queries \(chance recall@1 0\.\d{3}\)", text)
     # the recall figures are shown inline by the cells that save them
