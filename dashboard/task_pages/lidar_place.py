@@ -281,7 +281,7 @@ def show(query: Query, loaded: LoadedModel) -> None:
                       query.position, reranker, query.rerank_points)
     with_metres = any(r["metres"] is not None for r in found)
     with left:
-        st.markdown(f"**The {len(found)} nearest places of the database**")
+        st.markdown(f"**The {len(found)} best matches in the database**")
         st.dataframe(match_table(found, with_metres), hide_index=True, key=f"{KEY}-matches",
                      column_config={
                          "descriptor distance": st.column_config.NumberColumn(format="%.4f"),

@@ -258,7 +258,7 @@ def test_lidar_place_page_shows_the_cloud_its_matches_and_the_map(page, server, 
     for rank in range(1, 6):
         assert places.locator(".scatterlayer .textpoint text").filter(
             has_text=str(rank)).count() >= 1, f"rank {rank} not on the map"
-    assert page.get_by_text("The 5 nearest places of the database").is_visible()
+    assert page.get_by_text("The 5 best matches in the database").is_visible()
     table = page.get_by_test_id("stDataFrame")
     assert table.is_visible() and table.bounding_box()["height"] > 100
     stats = _element_picture(cloud)
