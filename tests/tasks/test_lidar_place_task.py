@@ -79,12 +79,23 @@ def _model(trained):
     return load_trained("lidar_place", *trained)
 
 
-def test_eval_scores_a_place_folder_of_ones_own(trained, place_root):
+@pytest.fixture(scope="module")
+def evaluated(trained, place_root) -> dict[int, dict]:
+    """``eval --set data.root=`` on the place folder, by ``data.rerank_top_k`` (0: the
+    descriptor ranking; 5: the default re-ranking)."""
     config, checkpoint = trained
-    done = run_cli("eval", str(config), "--checkpoint", str(checkpoint), "--set",
-                   f"data.root={place_root}", "--json")
-    assert done.returncode == 0, done.stderr
-    scores = json.loads(done.stdout)
+    scores = {}
+    for k in (0, 5):
+        done = run_cli("eval", str(config), "--checkpoint", str(checkpoint), "--set",
+                       f"data.root={place_root}", "--set", f"data.rerank_top_k={k}", "--json")
+        assert done.returncode == 0, done.stderr
+        scores[k] = json.loads(done.stdout)
+    return scores
+
+
+@pytest.mark.parametrize("rerank_top_k", [0, 5])
+def test_eval_scores_a_place_folder_of_ones_own(evaluated, rerank_top_k):
+    scores = evaluated[rerank_top_k]
     assert scores["queries"] + scores["queries_without_positive"] == 6
     assert 0.0 <= scores["recall_at_1"] <= scores["mrr"] + 1e-9
     assert scores["mrr"] <= 1.0 + 1e-9
@@ -93,18 +104,11 @@ def test_eval_scores_a_place_folder_of_ones_own(trained, place_root):
                                               scores["recall_at_n"][1:], strict=False))
 
 
-def test_eval_re_ranking_reorders_only_the_first_matches(trained, place_root):
+def test_eval_re_ranking_reorders_only_the_first_matches(evaluated):
     """``data.rerank_top_k=5`` re-orders each query's first five matches: recall@N from
     N = 5 on is the descriptor ranking's."""
-    config, checkpoint = trained
-    scores = {}
-    for k in (0, 5):
-        done = run_cli("eval", str(config), "--checkpoint", str(checkpoint), "--set",
-                       f"data.root={place_root}", "--set", f"data.rerank_top_k={k}", "--json")
-        assert done.returncode == 0, done.stderr
-        scores[k] = json.loads(done.stdout)
-    assert scores[5]["recall_at_n"][4:] == pytest.approx(scores[0]["recall_at_n"][4:])
-    assert scores[5]["queries"] == scores[0]["queries"]
+    assert evaluated[5]["recall_at_n"][4:] == pytest.approx(evaluated[0]["recall_at_n"][4:])
+    assert evaluated[5]["queries"] == evaluated[0]["queries"]
 
 
 def test_predict_with_re_ranking_reports_the_alignment(trained, place_root, tmp_path):
