@@ -175,14 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     ranks = {name: lp.model_ranks(model, cfg, folder, seed=args.seed)
              for name, (model, cfg) in models.items()}
     ranks[lp.SCAN_CONTEXT] = lp.scan_context_ranks(folder, radius=data.radius)
+    db_pos, q_pos = lp.positions(folder.database), lp.positions(folder.queries)
     results = {}
     for name, ranking in ranks.items():
         print(f"re-ranking {name} ...", file=sys.stderr)
         for shown, r in ((name, ranking), (lp.RERANKED.format(name), lp.rerank_ranks(
                 models[HOTFORMER][1], folder, ranking, seed=args.seed))):
-            results[shown] = summary(ranked_recall(
-                r, lp.positions(folder.database), lp.positions(folder.queries),
-                positive_m=data.positive_m, max_n=MAX_N))
+            results[shown] = summary(ranked_recall(r, db_pos, q_pos,
+                                                   positive_m=data.positive_m, max_n=MAX_N))
     for name, r in results.items():
         print(f"{name}: " + ", ".join(f"{k} {r[k]:.3f}" for k in KEYS), file=sys.stderr)
     robustness = lp.robustness_table(

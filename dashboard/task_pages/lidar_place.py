@@ -103,7 +103,8 @@ def describe_query(loaded: LoadedModel, path: Path, guard: InputGuard) -> Query:
     guard.check(path.name, compare_cloud, cloud, kept)
     with st.spinner("Describing the cloud ..."), widgets.exclusive(loaded):
         descriptor = describe(loaded.model, [rows])[0]
-    points = (CloudReranker(cfg).points(cloud, path.name) if cfg.rerank_top_k else None)
+    reranker = _reranker(cfg)
+    points = None if reranker is None else reranker.points(cloud, path.name)
     return Query(path.name, thinned(cloud.xyz), len(cloud.xyz), kept, descriptor,
                  query_position(path), points)
 

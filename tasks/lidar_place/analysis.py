@@ -72,6 +72,7 @@ from domainvit.tasks.lidar_place.metrics import (
     ranked_recall,
     retrieval_scores,
 )
+from domainvit.tasks.lidar_place.rerank import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,8 +91,8 @@ DENSIFY_JITTER_M = 0.3
 SCAN_CONTEXT = "Scan Context"
 #: what a re-ranked method is called in the tables
 RERANKED = "{} + re-ranking"
-#: the matches re-ranked when a config does not say
-RERANK_TOP_K = 5
+#: the matches re-ranked when a config turns re-ranking off
+RERANK_TOP_K = DEFAULT_TOP_K
 
 
 # --- models and folders ------------------------------------------------------------------

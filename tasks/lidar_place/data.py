@@ -43,6 +43,7 @@ from domainvit.datasets.pointcloud import (
 from domainvit.datasets.registry import prepare
 from domainvit.errors import UserError
 from domainvit.schema import StrictModel
+from domainvit.tasks.lidar_place.rerank import DEFAULT_TOP_K
 
 
 class LidarPlaceData(StrictModel):
@@ -88,7 +89,7 @@ class LidarPlaceData(StrictModel):
     #: geometric re-ranking (:mod:`~domainvit.tasks.lidar_place.rerank`) of this many
     #: best descriptor matches in ``eval`` and ``predict`` (0: descriptor order only;
     #: validation during training never re-ranks)
-    rerank_top_k: int = Field(5, ge=0)
+    rerank_top_k: int = Field(DEFAULT_TOP_K, ge=0)
     #: re-ranking height maps cover this multiple of ``radius`` around a cloud's centre
     rerank_reach: float = Field(1.5, ge=1)
     #: re-ranking height-map cell (metres) and yaw step (degrees)

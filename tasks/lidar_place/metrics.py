@@ -206,9 +206,10 @@ class PlaceRecallMetrics:
                                  "no paths")
             db_files = [f for f, q in zip(files, is_query, strict=True) if not q]
             q_files = [f for f, q in zip(files, is_query, strict=True) if q]
-            ranks = [self.reranker.rerank(self.reranker.file_points(*query), order,
-                                          [db_files[i][0] for i in order],
-                                          db_files[0][1] if db_files else "kitti")[0]
+            db_format = db_files[0][1] if db_files else "kitti"
+            ranks = [self.reranker.rerank(self.reranker.file_points(*query, keep=False),
+                                          order, [db_files[i][0] for i in order],
+                                          db_format)[0]
                      for query, order in zip(q_files, ranks, strict=True)]
         scores = ranked_recall(ranks, targets[~is_query, :3], targets[is_query, :3],
                                positive_m=self.positive_m, max_n=self.max_n)

@@ -4,6 +4,8 @@ evaluation metric re-ranks with the clouds' files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,6 +120,8 @@ def test_the_metric_re_ranks_with_the_clouds_files(tmp_path):
     scores = reranked.compute()
     assert scores["recall_at_1"].item() == 1.0
     assert scores["recall_at_n"][1].item() == 1.0
+    # the database clouds are kept for the next queries, the query is not
+    assert sorted(Path(path).stem for path, _ in reranker._points) == ["a", "b"]
 
     without_files = PlaceRecallMetrics(max_n=2, reranker=reranker)
     without_files.update(outputs, target)
