@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from domainvit.errors import ConfigError, UserError
-from domainvit.registry import get_task, load_tasks
+from domainvit.registry import find_task, get_task, load_tasks
 from domainvit.schema import StrictModel
 from domainvit.task import Task
 
@@ -110,9 +110,9 @@ def resolve_config_path(spec: str | Path) -> Path:
         return path
     if not path.suffix and len(path.parts) == 2:
         task_name, config_name = path.parts
-        tasks = load_tasks()
-        if task_name in tasks:
-            bundled = tasks[task_name].bundled_configs()
+        task = find_task(task_name)
+        if task is not None:
+            bundled = task.bundled_configs()
             if config_name in bundled:
                 return bundled[config_name]
     raise ConfigError(

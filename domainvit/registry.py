@@ -100,13 +100,31 @@ def unavailable_tasks() -> dict[str, str]:
     return dict(_REGISTRY.unavailable)
 
 
+def find_task(name: str) -> Task | None:
+    """The task registered as ``name``, or None.
+
+    The package declared under that name is imported first and alone: a command about one
+    task does not import every other task and its dependencies (MONAI, the hyperspectral
+    and video stacks), which takes seconds. Only a name no package of its own declares
+    (or registers) loads them all.
+    """
+    if name not in _REGISTRY.tasks and name not in _REGISTRY.unavailable:
+        if not _REGISTRY.loaded:
+            for entry in declared_tasks():
+                if entry.name == name:
+                    _import_task_module(entry.module, entry.name)
+        if name not in _REGISTRY.tasks and name not in _REGISTRY.unavailable:
+            load_tasks()
+    return _REGISTRY.tasks.get(name)
+
+
 def get_task(name: str) -> Task:
-    tasks = load_tasks()
-    if name in tasks:
-        return tasks[name]
+    task = find_task(name)
+    if task is not None:
+        return task
     if name in _REGISTRY.unavailable:
         raise UserError(f"task {name!r} is not available here ({_REGISTRY.unavailable[name]})")
-    known = ", ".join(sorted(tasks)) or "none"
+    known = ", ".join(sorted(_REGISTRY.tasks)) or "none"
     raise UserError(f"unknown task {name!r} (registered tasks: {known})")
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -74,6 +76,34 @@ def test_an_import_error_of_our_own_code_is_a_bug_not_an_unavailable_task(
     assert result.returncode == 1 and "unavailable" not in result.stdout
     assert error in result.stderr
     assert "(while loading task 'fake' from fake_tasks)" in result.stderr
+
+
+def test_a_command_about_one_task_imports_no_other_task():
+    """Resolving ``TASK/NAME`` and building the task import that task's package alone:
+    the others' imports (MONAI, the video and hyperspectral stacks) cost seconds per
+    command."""
+    script = ("import sys\n"
+              "from domainvit.config import resolve_config_path\n"
+              "from domainvit.registry import get_task\n"
+              "print(resolve_config_path('lidar_place/quickstart').name)\n"
+              "get_task('lidar_place')\n"
+              "print(sorted({m.split('.')[2] for m in sys.modules\n"
+              "              if m.startswith('domainvit.tasks.')}))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["quickstart.yaml", "['lidar_place']"]
+
+
+def test_an_unavailable_task_named_alone_says_what_it_misses(tmp_path: Path):
+    env = _task_distribution(tmp_path, "import lidar_reader_not_installed\n")
+    config = tmp_path / "fake.yaml"
+    config.write_text("task: fake\n")
+    result = run_cli("train", str(config), env=env)
+    _one_line_error(result, "task 'fake' is not available here "
+                            "(missing dependency: lidar_reader_not_installed)")
+    result = run_cli("train", str(config), "--set", "task=nonesuch", env=env)
+    _one_line_error(result, "unknown task 'nonesuch' (registered tasks: desmoke, holography,")
 
 
 def test_a_command_leaves_the_process_group_it_ran_in(capsys):
