@@ -65,6 +65,18 @@ def all_ranks_true(flag: bool, device: torch.device) -> bool:
     return value.item() == 0
 
 
+def gather_objects(obj: object) -> list:
+    """Every rank's ``obj``, in rank order (a collective: every rank must call it);
+    ``[obj]`` in a single process. For metrics that keep per-sample values or sums in
+    Python objects: each rank evaluates its own shard, and a score over the whole
+    evaluation needs all of them."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

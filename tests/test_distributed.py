@@ -64,3 +64,74 @@ def test_predict_shards_inputs_across_ranks(smoke_config: Path, tmp_path: Path):
                       for suffix in (".pred.csv", SIDECAR_SUFFIX))
     assert printed == expected  # each input predicted exactly once, by one rank
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == expected
+
+
+def _metric_inputs() -> dict[str, list]:
+    """Per-sample inputs of the metrics that keep Python state: 5 holography fields, 5
+    desmoke frames, 12 lidar descriptors (4 of them queries)."""
+    g = torch.Generator().manual_seed(0)
+    holo_true = torch.randn(5, 2, 16, 16, generator=g) * 0.1 + torch.tensor([1.0, 0.0])[
+        None, :, None, None]
+    holo_pred = holo_true + 0.05 * torch.randn(5, 2, 16, 16, generator=g)
+    clean = torch.rand(5, 3, 16, 16, generator=g)
+    smoky = (clean + 0.3 * torch.rand(5, 3, 16, 16, generator=g)).clamp(0, 1)
+    frames = (clean + 0.05 * torch.randn(5, 3, 16, 16, generator=g)).clamp(0, 1)
+    positions = torch.rand(12, 3, generator=g, dtype=torch.float64) * 100
+    targets = torch.cat([positions, (torch.arange(12) % 3 == 0).double()[:, None]], 1)
+    descriptors = torch.nn.functional.normalize(
+        positions.float()[:, :2] @ torch.randn(2, 8, generator=g) + 0.1 * torch.randn(
+            12, 8, generator=g), dim=1)
+    return {"holo": [holo_pred, holo_true], "desmoke": [frames, clean, smoky],
+            "lidar": [descriptors, targets]}
+
+
+def _scores(rank: int, world_size: int) -> dict[str, dict]:
+    """Each metric updated with every ``world_size``-th sample from ``rank`` (as the
+    evaluation's ShardSampler deals them), then computed."""
+    from domainvit.tasks.desmoke.metrics import DesmokeMetrics
+    from domainvit.tasks.holography.metrics import HoloMetrics
+    from domainvit.tasks.lidar_place.metrics import PlaceRecallMetrics
+
+    inputs = _metric_inputs()
+    holo, desmoke, lidar = HoloMetrics(), DesmokeMetrics(), PlaceRecallMetrics(max_n=3)
+    for i in range(rank, 5, world_size):
+        pred, true = (t[i:i + 1] for t in inputs["holo"])
+        holo.update(pred, true)
+        frames, clean, smoky = (t[i:i + 1] for t in inputs["desmoke"])
+        desmoke.update(frames, {"target": clean, "input": smoky})
+    for i in range(rank, 12, world_size):
+        lidar.update(*(t[i:i + 1] for t in inputs["lidar"]))
+    lidar_scores = lidar.compute()
+    return {"holo": holo.compute(), "desmoke": desmoke.compute(),
+            "lidar": {k: float(v) for k, v in lidar_scores.items() if v.ndim == 0}}
+
+
+def _score_rank(rank: int, world_size: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
+                            world_size=world_size)
+    try:
+        scores = _scores(rank, world_size)
+        dist.barrier()  # no rank leaves while another still exchanges with it
+    finally:
+        dist.destroy_process_group()
+    Path(out, f"rank{rank}.json").write_text(json.dumps(scores))
+
+
+def test_metrics_kept_in_python_gather_every_rank(tmp_path: Path):
+    """Holography, desmoke and lidar evaluations keep per-sample scores or sums in Python:
+    under DDP, each rank's ``compute`` covers every rank's shard, as one process does."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_score_rank, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    single = json.loads(json.dumps(_scores(0, 1)))
+    for rank in (0, 1):
+        ranked = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert ranked.keys() == single.keys()
+        for metric, values in single.items():
+            assert values and ranked[metric].keys() == values.keys(), metric
+            for key, value in values.items():
+                assert abs(ranked[metric][key] - value) < 1e-6 * max(1.0, abs(value)), (
+                    metric, key, ranked[metric][key], value)

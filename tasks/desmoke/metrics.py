@@ -21,6 +21,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from domainvit.distributed import gather_objects
+
 __all__ = ["MAX_PSNR", "DesmokeMetrics", "ciede2000", "ciede2000_lab", "flicker", "psnr",
            "ssim", "temporal_change"]
 
@@ -128,11 +130,20 @@ class DesmokeMetrics:
             self.input_count += pred.shape[0]
 
     def compute(self) -> dict[str, Any]:
-        if self.count == 0:
+        """Means over every image; under DDP over every rank's (a collective)."""
+        sums: dict[str, float] = {}
+        count = input_count = 0
+        for part_sums, part_count, part_inputs in gather_objects(
+                (self.sums, self.count, self.input_count)):
+            for name, total in part_sums.items():
+                sums[name] = sums.get(name, 0.0) + total
+            count += part_count
+            input_count += part_inputs
+        if count == 0:
             return {}
-        scores = {name: total / self.count for name, total in self.sums.items()
+        scores = {name: total / count for name, total in sums.items()
                   if name != "input_psnr"}
-        if self.input_count == self.count:
-            scores["input_psnr"] = self.sums["input_psnr"] / self.count
+        if input_count == count:
+            scores["input_psnr"] = sums["input_psnr"] / count
             scores["psnr_gain"] = scores["psnr"] - scores["input_psnr"]
         return scores

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
+from domainvit.distributed import gather_objects
 from domainvit.tasks.holography.loss import wrapped
 
 __all__ = ["HoloMetrics", "align_phase", "field_scores"]
@@ -73,7 +74,12 @@ class HoloMetrics:
             self.scores.setdefault(name, []).append(value)
 
     def per_sample(self) -> dict[str, torch.Tensor]:
-        return {name: torch.cat(values) for name, values in self.scores.items()}
+        """Every hologram's scores; under DDP every rank's, gathered (a collective)."""
+        local = {name: torch.cat(values) for name, values in self.scores.items()}
+        parts = gather_objects(local)
+        names = dict.fromkeys(name for part in parts for name in part)
+        return {name: torch.cat([part[name] for part in parts if name in part])
+                for name in names}
 
     def compute(self) -> dict[str, Any]:
         return {name: float(values.mean()) for name, values in self.per_sample().items()}

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from domainvit.distributed import gather_objects
+
 #: the usual thresholds of the field (PointNetVLAD's 25 m)
 POSITIVE_M = 25.0
 MAX_N = 25
@@ -183,10 +185,8 @@ class PlaceRecallMetrics:
         desc = [d.numpy() for d in self._descriptors]
         targets = [t.numpy() for t in self._targets]
         files = list(self._files)
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and torch.distributed.get_world_size() > 1:
-            gathered: list[Any] = [None] * torch.distributed.get_world_size()
-            torch.distributed.all_gather_object(gathered, (desc, targets, files))
+        gathered = gather_objects((desc, targets, files))
+        if len(gathered) > 1:
             desc = [d for part in gathered for d in part[0]]
             targets = [t for part in gathered for t in part[1]]
             files = [f for part in gathered for f in part[2]]
