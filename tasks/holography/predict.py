@@ -102,6 +102,11 @@ def parameters_for(path: Path, data_cfg: Any) -> HoloParams:
         if not isinstance(given, dict):
             raise UserError(f"{sidecar}: expected a JSON object with wavelength_nm, pixel_um "
                             f"and z_mm")
+        if "z_source" in given:
+            # a reconstruction's own record (``--out`` was the input's folder): the distance
+            # asked for is ``z_given_mm`` (None: autofocus), not the one chosen, so running
+            # again asks the same question instead of drifting by a refinement each time
+            given = {**given, "z_mm": given.get("z_given_mm") or "auto"}
         for key in values:
             if key in given:
                 values[key] = given[key]

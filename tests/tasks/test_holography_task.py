@@ -31,7 +31,7 @@ from domainvit.tasks.holography.data import HolographyData, build_dataset
 from domainvit.tasks.holography.loss import HoloLossWeights, holo_loss
 from domainvit.tasks.holography.metrics import field_scores
 from domainvit.tasks.holography.paswin import HoloPASWIN, HoloUNet
-from domainvit.tasks.holography.predict import predict_holograms, read_hologram
+from domainvit.tasks.holography.predict import parameters_for, predict_holograms, read_hologram
 from tests.conftest import load_trained, run_cli
 
 OPTICS = (532e-9, 4.65e-6, (3e-3, 9e-3))
@@ -260,6 +260,23 @@ def test_predict_without_a_distance_runs_autofocus(trained, tmp_path):
     assert len(curve["z_mm"]) == len(curve["score"]) >= 10
     assert curve["z_mm"] == sorted(curve["z_mm"])
     assert cfg.data.z_min_mm <= record["z_mm"] <= cfg.data.z_max_mm
+
+
+def test_predicting_into_the_input_folder_keeps_the_question_asked(trained, tmp_path):
+    """Written beside its input, the record replaces the input's sidecar; read back, it
+    gives the distance asked for (autofocus, or the given one), not the one chosen."""
+    model, cfg, meta = _model(trained)
+    counts, z = _hologram_counts()
+    auto = _write_png(tmp_path / "auto.png", counts.astype(np.uint16), z_mm="auto")
+    given = _write_png(tmp_path / "given.png", counts.astype(np.uint16), z_mm=4.0)
+    guard = InputGuard.from_meta(meta)
+    for _ in range(2):
+        predict_holograms(model, cfg.data, [auto, given], tmp_path, guard)
+        assert json.loads((tmp_path / "auto.json").read_text())["z_source"] == "autofocus"
+        record = json.loads((tmp_path / "given.json").read_text())
+        assert record["z_source"] in ("given", "refined") and record["z_given_mm"] == 4.0
+    assert parameters_for(auto, cfg.data).z_mm == "auto"
+    assert parameters_for(given, cfg.data).z_mm == 4.0
 
 
 def test_a_sidecar_overrides_the_config_and_a_grey_rgb_frame_is_converted(trained, tmp_path):
