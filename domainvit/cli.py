@@ -39,9 +39,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from domainvit.distributed import env_dist_info
     from domainvit.engine import evaluate
 
     metrics = evaluate(args.config, args.checkpoint, args.set, args.split)
+    if not env_dist_info().is_main:
+        return 0  # every rank holds the same scores (gathered); one prints them
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -610,9 +610,11 @@ def evaluate(config: str, checkpoint: str, overrides: Sequence[str] = (),
     loader = eval_loader(dataset, task.eval_batch_size or cfg.train.batch_size, info,
                          cfg.train.num_workers)
     metrics = task.build_metrics(cfg.data).to(device)
-    return run_evaluation(task, cfg.data, model, loader, metrics, device,
-                          autocast_dtype(cfg.train.precision, device), info.is_main,
-                          f"evaluate {split or task.eval_split}", curves=True)
+    scores = run_evaluation(task, cfg.data, model, loader, metrics, device,
+                            autocast_dtype(cfg.train.precision, device), info.is_main,
+                            f"evaluate {split or task.eval_split}", curves=True)
+    barrier()  # metrics gather across ranks: no rank leaves while another still exchanges
+    return scores
 
 
 def _input_files(inputs: Sequence[str]) -> list[Path]:

@@ -66,6 +66,19 @@ def test_predict_shards_inputs_across_ranks(smoke_config: Path, tmp_path: Path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == expected
 
 
+def test_eval_under_torchrun_prints_one_object_equal_to_one_process(smoke_config: Path,
+                                                                   tmp_path: Path):
+    torchrun("train", str(smoke_config), "--set", "train.epochs=1", "--set",
+             f"run_dir={tmp_path / 'run'}", nproc=1)
+    args = ("eval", str(smoke_config), "--checkpoint", str(tmp_path / "run"), "--json")
+    sharded = torchrun(*args).stdout
+    single = json.loads(torchrun(*args, nproc=1).stdout)
+    scores = json.loads(sharded)  # the whole of stdout is one object: rank 0's
+    assert scores.keys() == single.keys()
+    for key, value in single.items():
+        assert abs(scores[key] - value) < 1e-5, key
+
+
 def _metric_inputs() -> dict[str, list]:
     """Per-sample inputs of the metrics that keep Python state: 5 holography fields, 5
     desmoke frames, 12 lidar descriptors (4 of them queries)."""
