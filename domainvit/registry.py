@@ -108,13 +108,15 @@ def find_task(name: str) -> Task | None:
     and video stacks), which takes seconds. Only a name no package of its own declares
     (or registers) loads them all.
     """
-    if name not in _REGISTRY.tasks and name not in _REGISTRY.unavailable:
-        if not _REGISTRY.loaded:
-            for entry in declared_tasks():
-                if entry.name == name:
-                    _import_task_module(entry.module, entry.name)
-        if name not in _REGISTRY.tasks and name not in _REGISTRY.unavailable:
-            load_tasks()
+    def known() -> bool:
+        return name in _REGISTRY.tasks or name in _REGISTRY.unavailable
+
+    if not known() and not _REGISTRY.loaded:
+        for entry in declared_tasks():
+            if entry.name == name:
+                _import_task_module(entry.module, entry.name)
+    if not known():
+        load_tasks()
     return _REGISTRY.tasks.get(name)
 
 

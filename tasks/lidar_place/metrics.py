@@ -182,14 +182,11 @@ class PlaceRecallMetrics:
             self._files.extend(zip(paths, formats, strict=True))
 
     def _collected(self) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-        desc = [d.numpy() for d in self._descriptors]
-        targets = [t.numpy() for t in self._targets]
-        files = list(self._files)
-        gathered = gather_objects((desc, targets, files))
-        if len(gathered) > 1:
-            desc = [d for part in gathered for d in part[0]]
-            targets = [t for part in gathered for t in part[1]]
-            files = [f for part in gathered for f in part[2]]
+        parts = gather_objects(([d.numpy() for d in self._descriptors],
+                                [t.numpy() for t in self._targets], self._files))
+        desc = [d for part in parts for d in part[0]]
+        targets = [t for part in parts for t in part[1]]
+        files = [f for part in parts for f in part[2]]
         width = next((d.shape[1] for d in desc), 0)
         return (np.concatenate(desc) if desc else np.zeros((0, width), np.float32),
                 np.concatenate(targets) if targets else np.zeros((0, 4)), files)
