@@ -50,6 +50,7 @@ from domainvit.attention.common import crop_spatial, pad_spatial
 from domainvit.errors import UserError
 from domainvit.layers import (
     ClassifierHead,
+    MixFeedForward,
     PatchEmbed,
     PatchMerging,
     channels_first,
@@ -63,6 +64,10 @@ from domainvit.layers import (
 __all__ = ["Block", "DomainViT", "Stage", "StagedClassifierMixin", "check_local_weights"]
 
 AttentionOptions = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+#: the feed-forward of a block: timm's two-layer MLP, or SegFormer's Mix-FFN
+MLP_KINDS = ("mlp", "mix")
 
 
 def _minimum_size(attn: nn.Module) -> tuple[int, ...] | None:
@@ -91,6 +96,8 @@ class Block(nn.Module):
     the norm and cropped after the attention, as NAT and DiNAT do, so small inputs and
     deep stages work at any resolution. The ``"maxvit"`` kind is a residual unit with its
     own norms: the block applies layer scale and drop path to its update ``attn(x) - x``.
+    ``mlp_kind="mix"`` puts a depthwise 3x3 convolution between the MLP's two linear
+    layers (:class:`domainvit.layers.MixFeedForward`, 2D and 3D maps).
     """
 
     def __init__(
@@ -105,8 +112,10 @@ class Block(nn.Module):
         drop_path: float = 0.0,
         layer_scale_init_value: float | None = None,
         norm_eps: float = 1e-5,
+        mlp_kind: str = "mlp",
     ) -> None:
         super().__init__()
+        check_choice(mlp_kind, "mlp_kind", MLP_KINDS)
         attn = build_attention(attn_kind, dim, num_heads, ndim, **dict(attn_options or {}))
         self.attn_is_residual = isinstance(attn, MultiAxisAttention)
         self.norm1 = nn.Identity() if self.attn_is_residual else nn.LayerNorm(dim, eps=norm_eps)
@@ -114,7 +123,14 @@ class Block(nn.Module):
         self.ls1 = _layer_scale(dim, layer_scale_init_value)
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=proj_drop)
+        hidden = int(dim * mlp_ratio)
+        if mlp_kind == "mix":
+            if proj_drop:
+                raise ValueError("mlp_kind='mix' has no dropout; set proj_drop to 0")
+            check_ndim(ndim)
+            self.mlp = MixFeedForward(dim, hidden, ndim)
+        else:
+            self.mlp = Mlp(dim, hidden, drop=proj_drop)
         self.ls2 = _layer_scale(dim, layer_scale_init_value)
         self.drop_path2 = DropPath(drop_path)
         self.minimum_size = _minimum_size(attn)
@@ -162,6 +178,7 @@ class Stage(nn.Module):
         drop_path: Sequence[float] = (),
         layer_scale_init_value: float | None = None,
         norm_eps: float = 1e-5,
+        mlp_kind: str = "mlp",
     ) -> None:
         super().__init__()
         drop_path = list(drop_path) or [0.0] * depth
@@ -173,6 +190,7 @@ class Stage(nn.Module):
                 out_dim, num_heads, ndim, attn_kind, block_options[i % len(block_options)],
                 mlp_ratio=mlp_ratio, proj_drop=proj_drop, drop_path=drop_path[i],
                 layer_scale_init_value=layer_scale_init_value, norm_eps=norm_eps,
+                mlp_kind=mlp_kind,
             )
             for i in range(depth)
         ])
@@ -364,6 +382,9 @@ class DomainViT(StagedClassifierMixin, nn.Module):
             per stage (a dict, or a sequence of dicts cycled over the stage's blocks).
             Kinds with a size need it here (``kernel_size``, ``window_size``, ...).
         mlp_ratio: MLP hidden width / channels.
+        mlp_kind: ``"mlp"`` (timm's MLP) or ``"mix"`` (a depthwise 3x3 convolution between
+            the two linear layers, SegFormer's Mix-FFN / Uformer's LeFF: local mixing that
+            window attention lacks, for dense prediction).
         stem: ``"patch"`` (one conv, kernel = stride) or ``"overlap"`` (stride-2 3x3 convs).
         stem_stride: stride of the stem.
         downsample: patch merging between stages, ``"conv"`` (3x3 stride-2) or ``"merge"``
@@ -392,6 +413,7 @@ class DomainViT(StagedClassifierMixin, nn.Module):
         attn_kind: str | Sequence[str] = "neighborhood",
         attn_options: AttentionOptions | Sequence[AttentionOptions] = None,
         mlp_ratio: float = 4.0,
+        mlp_kind: str = "mlp",
         stem: str = "patch",
         stem_stride: int = 4,
         downsample: str = "conv",
@@ -452,6 +474,7 @@ class DomainViT(StagedClassifierMixin, nn.Module):
                     downsample=downsample if i else None, mlp_ratio=mlp_ratio,
                     proj_drop=proj_drop_rate, drop_path=drop_path[first:first + depths[i]],
                     layer_scale_init_value=layer_scale_init_value, norm_eps=norm_eps,
+                    mlp_kind=mlp_kind,
                 ))
                 in_dim = dims[i]
                 self.feature_info.append(

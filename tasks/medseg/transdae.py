@@ -28,6 +28,8 @@ from torch import nn
 
 from domainvit.attention import ChannelAttention, LinearAttention
 from domainvit.layers import (
+    DepthwiseConv,
+    MixFeedForward,
     PatchEmbed,
     PatchMerging,
     channels_first,
@@ -60,50 +62,6 @@ _SPATIAL_DIMS = (2, 3)
 
 
 # --- layers (channels-last tokens [B, *spatial, C]) ----------------------------------------
-
-
-class DepthwiseConv(nn.Module):
-    """Depthwise convolution of channels-last tokens: 3x3 in 2D; in 3D separable, 3x3 in
-    every axial plane then 3 along depth (a rank-1 3x3x3 kernel per channel).
-
-    Both 3D steps run as 2D convolutions: PyTorch's depthwise ``conv3d`` backward takes
-    the slow reference path on CPUs, about 40x slower here at 16x20x16 tokens.
-    """
-
-    def __init__(self, channels: int, ndim: int) -> None:
-        super().__init__()
-        self.ndim = ndim
-        self.plane = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
-        self.depth = (
-            nn.Conv2d(channels, channels, (3, 1), padding=(1, 0), groups=channels)
-            if ndim == 3 else None
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.depth is None:
-            return channels_last(self.plane(channels_first(x)))
-        batch, depth, height, width, channels = x.shape
-        planes = self.plane(channels_first(x.reshape(batch * depth, height, width, channels)))
-        # [B*D, C, H, W] -> [B, C, D, H*W]: depth becomes the first axis of a 2D conv
-        columns = planes.reshape(batch, depth, channels, height * width).transpose(1, 2)
-        out = self.depth(columns).reshape(batch, channels, depth, height, width)
-        return channels_last(out)
-
-
-class MixFeedForward(nn.Module):
-    """Feed-forward with a depthwise convolution between its linear layers (the Mix-FFN
-    of SegFormer that TransDAE uses): it adds the local positional cue that the two
-    global attentions lack."""
-
-    def __init__(self, dim: int, hidden_dim: int, ndim: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.dwconv = DepthwiseConv(hidden_dim, ndim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.dwconv(self.fc1(x))))
 
 
 class DualAttentionBlock(nn.Module):

@@ -253,3 +253,26 @@ def test_bad_configuration_errors_name_the_argument():
         DomainViT(embed_dim=16, depths=(1,), num_heads=3, attn_options={"kernel_size": 3})
     with pytest.raises(ValueError, match="ndim must be 2"):
         DomainViT(ndim=1, depths=(1,))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_mix_feed_forward_mixes_each_token_with_its_neighbours_only(ndim):
+    torch.manual_seed(0)
+    spatial = (5, 6) if ndim == 2 else (4, 5, 6)
+    tokens = torch.randn(1, *spatial, 8)
+    centre = tuple(length // 2 for length in spatial)
+    neighbour = (centre[0] + 1, *centre[1:])
+    far = (0, *[0] * (ndim - 1))
+    for kind, mixes in (("mlp", False), ("mix", True)):
+        block = DomainViT(ndim=ndim, embed_dim=8, depths=(1,), mlp_kind=kind,
+                          attn_kind="swin", attn_options={"window_size": 2}).stages[0].blocks[0]
+        moved = tokens.clone()
+        moved[(0, *neighbour)] += 1.0
+        moved[(0, *far)] += 1.0
+        change = (block.mlp(moved) - block.mlp(tokens)).abs().sum(-1)[0]
+        # a token's update depends on a token next to it only through the depthwise conv
+        assert bool(change[centre] > 1e-6) is mixes
+        # and never on one further away than one step along each axis
+        assert change[tuple(length - 1 for length in spatial)] < 1e-6
+    with pytest.raises(ValueError, match="mlp_kind must be one of"):
+        DomainViT(embed_dim=8, depths=(1,), mlp_kind="conv")
