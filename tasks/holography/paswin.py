@@ -11,9 +11,11 @@ the output:
   ``conv_widths``) keep the fine detail; the shared core's hierarchical shifted-window
   transformer (:class:`domainvit.backbone.DomainViT` with ``attn_kind="swin"``: Swin
   windows shifted every other block, 2x2 patch merging) on the last level supplies the
-  field-wide context (the twin image spreads over the whole field); a convolutional
-  decoder with every level as a skip predicts ``dU``. Without ``conv_widths`` the
-  transformer's stem takes the input itself (a Swin U-Net, as published).
+  field-wide context (the twin image spreads over the whole field), its blocks' feed-forward
+  optionally with a depthwise convolution (``mlp_kind="mix"``, local mixing inside the
+  windows); a convolutional decoder with every level as a skip predicts ``dU``. Without
+  ``conv_widths`` the transformer's stem takes the input itself (a Swin U-Net, as
+  published).
 - **U-Net**: a plain convolutional U-Net of about the same size.
 
 **Distance conditioning**: ``z`` is an input. It sets the back-propagation distance, and
@@ -120,6 +122,9 @@ class HoloPASWINConfig(StrictModel):
     #: takes the input itself
     conv_widths: tuple[int, ...] = ()
     drop_path_rate: float = Field(0.05, ge=0.0, lt=1.0)
+    #: the transformer blocks' feed-forward: ``mlp``, or ``mix`` (a depthwise 3x3
+    #: convolution inside it, SegFormer's Mix-FFN / Uformer's LeFF)
+    mlp_kind: Literal["mlp", "mix"] = "mlp"
 
 
 class HoloPASWIN(HolographyModel):
@@ -130,7 +135,8 @@ class HoloPASWIN(HolographyModel):
                  pad_factor: float = 2.0, embed_dim: int = 32, depths: tuple[int, ...] = (2, 2, 2),
                  window_size: int = 8, head_dim: int = 16, stem_stride: int = 2,
                  full_res_chans: int = 16, drop_path_rate: float = 0.0,
-                 stem: str = "patch", conv_widths: tuple[int, ...] = ()) -> None:
+                 stem: str = "patch", conv_widths: tuple[int, ...] = (),
+                 mlp_kind: str = "mlp") -> None:
         super().__init__(wavelength_m, pixel_m, z_range_m, pad_factor)
         pair = ({"window_size": window_size, "shift": False},
                 {"window_size": window_size, "shift": True})
@@ -142,7 +148,7 @@ class HoloPASWIN(HolographyModel):
             embed_dim=embed_dim, depths=depths,
             head_dim=head_dim, attn_kind="swin", attn_options=[pair] * len(depths),
             stem=stem, stem_stride=stem_stride, downsample="merge",
-            drop_path_rate=drop_path_rate,
+            drop_path_rate=drop_path_rate, mlp_kind=mlp_kind,
         )
         self.stride = 2 ** len(conv_widths) * stem_stride * 2 ** (len(depths) - 1)
         dims = [info["num_chs"] for info in self.encoder.feature_info]
@@ -181,7 +187,7 @@ class HoloPASWIN(HolographyModel):
                    embed_dim=cfg.embed_dim, depths=cfg.depths, window_size=cfg.window_size,
                    head_dim=cfg.head_dim, stem_stride=cfg.stem_stride,
                    full_res_chans=cfg.full_res_chans, drop_path_rate=cfg.drop_path_rate,
-                   stem=cfg.stem, conv_widths=cfg.conv_widths)
+                   stem=cfg.stem, conv_widths=cfg.conv_widths, mlp_kind=cfg.mlp_kind)
 
 
 class HoloUNetConfig(StrictModel):

@@ -229,7 +229,8 @@ def test_holography_quickstart_beats_the_physical_baselines(holography_test):
     trained on) above plain back-propagation and iterative twin-image removal by 2 dB,
     overall and on the real cell alone; the iterative baseline itself beats plain
     back-propagation. (The target of beating the U-Net trained on the same data and
-    budget is not reached: the U-Net scores 0.1 dB more; tasks/holography/README.md.)"""
+    budget is not reached: the U-Net scores 0.09 dB more, all of it on the real-cell
+    crops; tasks/holography/README.md.)"""
     from domainvit.tasks.holography import analysis as ha
 
     holograms, arrays, (model, cfg) = holography_test

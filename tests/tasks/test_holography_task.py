@@ -123,7 +123,15 @@ def tiny_paswin_overlap() -> HoloPASWIN:
                       full_res_chans=4, stem="overlap")
 
 
+def tiny_paswin_quickstart_shape() -> HoloPASWIN:
+    """The quickstart's layout: a convolutional level at half resolution, then windows
+    with Mix-FFN blocks at 1/4 and 1/8."""
+    return HoloPASWIN(*OPTICS, embed_dim=8, depths=(1, 1), window_size=4, head_dim=8,
+                      full_res_chans=4, conv_widths=(6,), mlp_kind="mix")
+
+
 @pytest.mark.parametrize("build", [tiny_paswin, tiny_paswin_overlap,
+                                   tiny_paswin_quickstart_shape,
                                    lambda: HoloUNet(*OPTICS, widths=(4, 8))])
 def test_models_keep_any_input_shape_and_start_as_back_propagation(build):
     model = build().eval()
