@@ -28,7 +28,6 @@ from torch import nn
 
 from domainvit.attention import ChannelAttention, LinearAttention
 from domainvit.layers import (
-    DepthwiseConv,
     MixFeedForward,
     PatchEmbed,
     PatchMerging,
@@ -48,11 +47,9 @@ from domainvit.tasks.medseg.common import (
 
 __all__ = [
     "DecoderStage",
-    "DepthwiseConv",
     "DualAttentionBlock",
     "EncoderStage",
     "InterScaleInteraction",
-    "MixFeedForward",
     "PatchExpand",
     "TransDAE",
     "TransDAEConfig",

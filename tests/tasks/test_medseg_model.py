@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from domainvit.errors import UserError
+from domainvit.layers import DepthwiseConv
 from domainvit.tasks.medseg.macmd import MACMD, MACMDConfig
-from domainvit.tasks.medseg.transdae import DepthwiseConv, PatchExpand, TransDAE, TransDAEConfig
+from domainvit.tasks.medseg.transdae import PatchExpand, TransDAE, TransDAEConfig
 
 TINY_TRANSDAE = dict(embed_dim=8, depths=(1, 1), head_dim=8, mlp_ratio=1.0)
 TINY_MACMD = {
